@@ -1,0 +1,124 @@
+"""What the API reads and writes; no logic beyond shaping data."""
+
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Document, Import, OnConflict
+
+
+class ErrorOutput(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class ImportCreateInput(serializers.Serializer):
+    dry_run = serializers.BooleanField(default=False)
+    on_conflict = serializers.ChoiceField(choices=OnConflict.choices, default=OnConflict.FAIL)
+    batch_size = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
+
+
+class ManifestUploadInput(serializers.Serializer):
+    file = serializers.FileField()
+
+
+def _absolute(request, name: str, uuid) -> str:
+    return request.build_absolute_uri(reverse(name, kwargs={"uuid": uuid}))
+
+
+class ImportOutput(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+    rows_per_second = serializers.SerializerMethodField()
+    eta_seconds = serializers.SerializerMethodField()
+    upload_url = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField()
+    report_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Import
+        fields = [
+            "uuid",
+            "status",
+            "phase",
+            "dry_run",
+            "on_conflict",
+            "batch_size",
+            "total_rows",
+            "processed_rows",
+            "imported_rows",
+            "skipped_rows",
+            "failed_rows",
+            "progress",
+            "rows_per_second",
+            "eta_seconds",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
+            "upload_url",
+            "status_url",
+            "report_url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField(help_text="0 to 100."))
+    def get_progress(self, job: Import) -> float:
+        return job.progress_percent()
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_rows_per_second(self, job: Import) -> float | None:
+        return job.rows_per_second(timezone.now())
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_eta_seconds(self, job: Import) -> float | None:
+        return job.eta_seconds(timezone.now())
+
+    def get_upload_url(self, job: Import) -> str:
+        return _absolute(self.context["request"], "import-upload", job.uuid)
+
+    def get_status_url(self, job: Import) -> str:
+        return _absolute(self.context["request"], "import-status", job.uuid)
+
+    def get_report_url(self, job: Import) -> str:
+        return _absolute(self.context["request"], "import-report", job.uuid)
+
+
+class DocumentOutput(serializers.ModelSerializer):
+    content_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Document
+        fields = [
+            "uuid",
+            "identifier",
+            "title",
+            "description",
+            "author",
+            "created_date",
+            "language",
+            "confidentiality",
+            "content_type",
+            "size",
+            "sha256",
+            "file_name",
+            "extra",
+            "created_at",
+            "updated_at",
+            "content_url",
+        ]
+        read_only_fields = fields
+
+    def get_content_url(self, document: Document) -> str:
+        return _absolute(self.context["request"], "document-content", document.uuid)
+
+    def get_fields(self):
+        # `import` is a Python keyword, so it cannot be declared as a class attribute.
+        fields = super().get_fields()
+        fields["import"] = serializers.UUIDField(
+            source="import_job_id",
+            allow_null=True,
+            read_only=True,
+            help_text="The import that last wrote this document.",
+        )
+        return fields

@@ -1,0 +1,219 @@
+"""HTTP adapters: each view checks input, calls one service, and shapes the answer."""
+
+from django.conf import settings
+from django.http import FileResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.parsers import MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import lifecycle
+from ..errors import ImportStillOpen, ManifestEmpty, ReportMissing, ReportNotReady
+from ..models import Document, Import
+from ..reports import failed_rows_manifest
+from .auth import CanReadDocuments, CanRunImports
+from .parsers import CsvBodyParser, too_large
+from .renderers import CsvRenderer
+from .serializers import (
+    DocumentOutput,
+    ErrorOutput,
+    ImportCreateInput,
+    ImportOutput,
+    ManifestUploadInput,
+)
+
+
+def _errors(*codes: int) -> dict:
+    return {code: ErrorOutput for code in codes}
+
+
+class ImportApi(APIView):
+    permission_classes = [CanRunImports]
+
+    def get_import(self, uuid) -> Import:
+        return get_object_or_404(Import, pk=uuid)
+
+    def respond(self, job: Import, status: int = 200) -> Response:
+        return Response(ImportOutput(job, context={"request": self.request}).data, status=status)
+
+
+class ImportCreateApi(ImportApi):
+    @extend_schema(
+        request=ImportCreateInput,
+        responses={201: ImportOutput, **_errors(400, 401, 403, 409)},
+        summary="Create an import (only one may be pending or active)",
+    )
+    def post(self, request):
+        options = ImportCreateInput(data=request.data)
+        options.is_valid(raise_exception=True)
+        job = lifecycle.import_create(user=request.user, **options.validated_data)
+        return self.respond(job, status=201)
+
+
+class ImportUploadApi(ImportApi):
+    parser_classes = [CsvBodyParser, MultiPartParser]
+
+    @extend_schema(
+        request={"text/csv": OpenApiTypes.BINARY, "multipart/form-data": ManifestUploadInput},
+        responses={202: ImportOutput, **_errors(400, 401, 403, 404, 409, 413, 415)},
+        summary="Upload the manifest; rows are then imported in the background",
+    )
+    def post(self, request, uuid):
+        job = self.get_import(uuid)
+        lifecycle.import_upload_check(job)  # before reading a body that may be large
+        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.IMPORT_MAX_MANIFEST_BYTES:
+            raise too_large()
+        job = lifecycle.import_upload(job, self._manifest())
+        return self.respond(job, status=202)
+
+    def _manifest(self):
+        data = self.request.data
+        if hasattr(data, "read"):
+            return data
+        upload = self.request.FILES.get("file")
+        if upload is None:
+            raise ManifestEmpty(
+                "No manifest: send it as a text/csv body or a multipart field 'file'."
+            )
+        if upload.size > settings.IMPORT_MAX_MANIFEST_BYTES:
+            raise too_large()
+        return upload
+
+
+class ImportStatusApi(ImportApi):
+    @extend_schema(responses={200: ImportOutput, **_errors(401, 403, 404)}, summary="Progress")
+    def get(self, request, uuid):
+        return self.respond(self.get_import(uuid))
+
+
+class ImportCancelApi(ImportApi):
+    @extend_schema(
+        request=None,
+        responses={200: ImportOutput, **_errors(401, 403, 404, 409)},
+        summary="Cancel a pending or active import",
+    )
+    def post(self, request, uuid):
+        return self.respond(lifecycle.import_cancel(self.get_import(uuid)))
+
+
+class ImportReportApi(ImportApi):
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "rows",
+                str,
+                enum=["failed"],
+                description="'failed': only failed and not-processed rows, as a manifest to fix.",
+            )
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="The report CSV."),
+            **_errors(401, 403, 404, 409),
+        },
+        summary="Download the report",
+    )
+    def get(self, request, uuid):
+        job = self.get_import(uuid)
+        if job.is_open:
+            raise ImportStillOpen("The report exists once the import has ended.")
+        if not job.manifest:
+            raise ReportMissing()
+        if not job.report:
+            raise ReportNotReady()
+        content_type = f"text/csv; charset={job.manifest_format['encoding'].removesuffix('-sig')}"
+        if request.query_params.get("rows") == "failed":
+            response = StreamingHttpResponse(failed_rows_manifest(job), content_type=content_type)
+            response["Content-Disposition"] = f'attachment; filename="import-{job.uuid}-failed.csv"'
+            return response
+        return FileResponse(
+            job.report.open("rb"),
+            as_attachment=True,
+            filename=f"import-{job.uuid}-report.csv",
+            content_type=content_type,
+        )
+
+
+class ImportListApi(generics.ListAPIView):
+    permission_classes = [CanRunImports]
+    queryset = Import.objects.all()
+    serializer_class = ImportOutput
+
+    @extend_schema(summary="List imports, newest first")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class ImportDetailApi(ImportApi):
+    @extend_schema(responses={200: ImportOutput, **_errors(401, 403, 404)}, summary="An import")
+    def get(self, request, uuid):
+        return self.respond(self.get_import(uuid))
+
+    @extend_schema(
+        responses={204: None, **_errors(401, 403, 404, 409)},
+        summary="Remove an ended import with its manifest and report (documents stay)",
+    )
+    def delete(self, request, uuid):
+        lifecycle.import_delete(self.get_import(uuid))
+        return Response(status=204)
+
+
+class DocumentListApi(generics.ListAPIView):
+    permission_classes = [CanReadDocuments]
+    serializer_class = DocumentOutput
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("identifier", str, description="Exact identifier."),
+            OpenApiParameter("import", OpenApiTypes.UUID, description="The import that wrote it."),
+        ],
+        summary="List imported documents",
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        documents = Document.objects.all()
+        if identifier := self.request.query_params.get("identifier"):
+            documents = documents.filter(identifier=identifier)
+        if import_uuid := self.request.query_params.get("import"):
+            field = serializers.UUIDField()
+            documents = documents.filter(import_job_id=field.run_validation(import_uuid))
+        return documents
+
+
+class DocumentDetailApi(generics.RetrieveAPIView):
+    permission_classes = [CanReadDocuments]
+    serializer_class = DocumentOutput
+    queryset = Document.objects.all()
+    lookup_field = "uuid"
+
+    @extend_schema(summary="A document")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class DocumentContentApi(APIView):
+    permission_classes = [CanReadDocuments]
+
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The stored file, with its sniffed content type."
+            ),
+            **_errors(401, 403, 404),
+        },
+        summary="The document's file",
+    )
+    def get(self, request, uuid):
+        document = get_object_or_404(Document, pk=uuid)
+        return FileResponse(
+            document.file.open("rb"),
+            content_type=document.content_type,
+            filename=document.file_name,
+        )

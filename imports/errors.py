@@ -1,0 +1,81 @@
+"""Errors the services raise. They know nothing of HTTP: imports/api/errors.py maps them.
+
+Every `detail` is a plain sentence for the operator and never holds a server path or secret.
+"""
+
+
+class BulkImportError(Exception):
+    code = "bulk_import_error"
+    default_detail = "The request could not be carried out."
+
+    def __init__(self, detail: str | None = None, **extra: object) -> None:
+        self.detail = detail or self.default_detail
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class ImportConflict(BulkImportError):
+    """The import is not in a state that allows this."""
+
+    code = "import_conflict"
+
+
+class AnotherImportOpen(ImportConflict):
+    code = "another_import_open"
+    default_detail = "Another import is pending or active; finish or cancel it first."
+
+
+class ImportNotPending(ImportConflict):
+    code = "import_not_pending"
+    default_detail = "This import is not pending: a manifest can be uploaded only once."
+
+
+class ImportStillOpen(ImportConflict):
+    code = "import_still_open"
+    default_detail = "This import is still pending or active."
+
+
+class ImportAlreadyEnded(ImportConflict):
+    code = "import_already_ended"
+    default_detail = "This import has already ended."
+
+
+class ReportNotReady(ImportConflict):
+    code = "report_not_ready"
+    default_detail = "The report is being written; try again in a moment."
+
+
+class SourceMisconfigured(ImportConflict):
+    code = "source_misconfigured"
+    default_detail = "The import source is not a readable directory; ask the administrator."
+
+
+class ReportMissing(BulkImportError):
+    code = "report_missing"
+    default_detail = "This import has no report: it never received a manifest."
+
+
+class ManifestInvalid(BulkImportError):
+    code = "manifest_invalid"
+    default_detail = "The manifest cannot be read as CSV."
+
+
+class ManifestEmpty(ManifestInvalid):
+    code = "manifest_empty"
+    default_detail = "The manifest is empty."
+
+
+class ManifestUndecodable(ManifestInvalid):
+    code = "manifest_undecodable"
+
+
+class ManifestHeaderInvalid(ManifestInvalid):
+    code = "manifest_header_invalid"
+
+
+class ManifestTooLarge(BulkImportError):
+    code = "manifest_too_large"
+
+
+class OptionNotSupported(BulkImportError):
+    code = "option_not_supported"

@@ -1,0 +1,147 @@
+"""State changes of an Import: create, upload, finish, fail, cancel, delete.
+
+The database settles every race: the open-import lock is a unique constraint, and each
+transition is a conditional UPDATE from the state it expects, so two callers cannot both win.
+"""
+
+import logging
+import secrets
+from datetime import timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import tasks
+from .errors import (
+    AnotherImportOpen,
+    ImportAlreadyEnded,
+    ImportNotPending,
+    ImportStillOpen,
+    OptionNotSupported,
+)
+from .manifest import detect_format
+from .models import OPEN_STATUSES, Import, ImportPhase, ImportStatus, OnConflict
+from .reports import report_write
+from .sources import source_from_settings
+
+logger = logging.getLogger(__name__)
+
+
+def import_create(
+    *,
+    user=None,
+    dry_run: bool = False,
+    on_conflict: str = OnConflict.FAIL,
+    batch_size: int | None = None,
+) -> Import:
+    """Open a new import, or raise AnotherImportOpen while one is pending or active."""
+    if dry_run:
+        raise OptionNotSupported("dry_run is not supported yet.")
+    if on_conflict != OnConflict.FAIL:
+        raise OptionNotSupported("on_conflict supports only 'fail' for now.")
+    imports_expire_pending()
+    try:
+        with transaction.atomic():
+            return Import.objects.create(
+                created_by=user,
+                dry_run=dry_run,
+                on_conflict=on_conflict,
+                batch_size=batch_size or settings.IMPORT_BATCH_SIZE,
+            )
+    except IntegrityError:
+        # The one_open_import constraint: the database, not a prior check, decides.
+        raise AnotherImportOpen() from None
+
+
+def imports_expire_pending() -> int:
+    """Cancel pending imports nobody uploaded to in time, so they stop holding the lock."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.IMPORT_PENDING_TIMEOUT)
+    return Import.objects.filter(status=ImportStatus.PENDING, created_at__lt=cutoff).update(
+        status=ImportStatus.CANCELLED, finished_at=now
+    )
+
+
+def import_upload_check(job: Import) -> None:
+    """Refuse an upload the import cannot take, before its body is read."""
+    imports_expire_pending()
+    job.refresh_from_db()
+    if job.status != ImportStatus.PENDING:
+        raise ImportNotPending()
+    source_from_settings().check()
+
+
+def import_upload(job: Import, manifest: BinaryIO) -> Import:
+    """Check and store the manifest, make the import active and queue its first pass."""
+    import_upload_check(job)
+    manifest_format = detect_format(manifest)
+    name = default_storage.save(
+        f"manifests/{job.uuid}-{secrets.token_hex(4)}.csv", File(manifest, name="manifest.csv")
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        started = Import.objects.filter(pk=job.pk, status=ImportStatus.PENDING).update(
+            status=ImportStatus.ACTIVE,
+            phase=ImportPhase.COUNTING,
+            manifest=name,
+            manifest_format=manifest_format.to_json(),
+            started_at=now,
+            heartbeat_at=now,
+        )
+        if started:
+            transaction.on_commit(lambda: tasks.import_split_task.delay(str(job.pk)))
+    if not started:
+        default_storage.delete(name)
+        raise ImportNotPending()
+    job.refresh_from_db()
+    return job
+
+
+def import_finish(import_id: str) -> None:
+    """Write the report of an import whose batches are all committed, then mark it finished."""
+    moved = Import.objects.filter(
+        pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.IMPORTING
+    ).update(phase=ImportPhase.REPORTING)
+    if not moved:
+        return  # another worker is finishing it, or it ended otherwise
+    report_write(Import.objects.get(pk=import_id))
+    Import.objects.filter(
+        pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.REPORTING
+    ).update(status=ImportStatus.FINISHED, phase=ImportPhase.NONE, finished_at=timezone.now())
+
+
+def import_fail(import_id: str, reason: str) -> None:
+    """End an active import in `error`, with why, and write its report."""
+    ended = Import.objects.filter(pk=import_id, status=ImportStatus.ACTIVE).update(
+        status=ImportStatus.ERROR, phase=ImportPhase.NONE, error=reason, finished_at=timezone.now()
+    )
+    if ended:
+        report_write(Import.objects.get(pk=import_id))
+
+
+def import_cancel(job: Import) -> Import:
+    """Stop a pending or active import; batches not yet committed will not commit."""
+    ended = Import.objects.filter(pk=job.pk, status__in=OPEN_STATUSES).update(
+        status=ImportStatus.CANCELLED, phase=ImportPhase.NONE, finished_at=timezone.now()
+    )
+    if not ended:
+        raise ImportAlreadyEnded()
+    job.refresh_from_db()
+    if job.manifest:
+        report_write(job)
+        job.refresh_from_db()
+    return job
+
+
+def import_delete(job: Import) -> None:
+    """Remove an ended import with its manifest and report files; its documents stay."""
+    if job.is_open:
+        raise ImportStillOpen()
+    for stored in (job.manifest, job.report):
+        if stored:
+            stored.delete(save=False)
+    job.delete()

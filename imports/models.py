@@ -1,0 +1,214 @@
+"""Imports, their batches and staged rows, and the documents they create.
+
+The database guards the invariants: one open import at a time (a partial unique constraint, so
+concurrent creates cannot both win), counters that add up, one result per manifest row.
+"""
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q, Value
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending"
+    ACTIVE = "active"
+    FINISHED = "finished"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (ImportStatus.PENDING, ImportStatus.ACTIVE)
+ENDED_STATUSES = (ImportStatus.FINISHED, ImportStatus.ERROR, ImportStatus.CANCELLED)
+
+
+class ImportPhase(models.TextChoices):
+    NONE = "", "none"
+    COUNTING = "counting"
+    IMPORTING = "importing"
+    REPORTING = "reporting"
+
+
+class OnConflict(models.TextChoices):
+    FAIL = "fail"
+    SKIP = "skip"
+    UPDATE = "update"
+
+
+class RowStatus(models.TextChoices):
+    IMPORTED = "imported"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    NOT_PROCESSED = "not_processed"
+    VALID = "valid"
+
+
+class Import(models.Model):
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.PENDING
+    )
+    phase = models.CharField(
+        max_length=16, choices=ImportPhase.choices, default=ImportPhase.NONE, blank=True
+    )
+    dry_run = models.BooleanField(default=False)
+    on_conflict = models.CharField(
+        max_length=8, choices=OnConflict.choices, default=OnConflict.FAIL
+    )
+    batch_size = models.PositiveIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    manifest = models.FileField(upload_to="manifests/", max_length=255, blank=True)
+    report = models.FileField(upload_to="reports/", max_length=255, blank=True)
+    manifest_format = models.JSONField(
+        default=dict, blank=True, help_text="Encoding, dialect and header of the manifest."
+    )
+
+    total_rows = models.PositiveBigIntegerField(null=True, blank=True)
+    processed_rows = models.PositiveBigIntegerField(default=0)
+    imported_rows = models.PositiveBigIntegerField(default=0)
+    skipped_rows = models.PositiveBigIntegerField(default=0)
+    failed_rows = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a batch last reported progress."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("run_import", "Can run imports")]
+        constraints = [
+            models.UniqueConstraint(
+                Value(1), condition=Q(status__in=OPEN_STATUSES), name="one_open_import"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    processed_rows=F("imported_rows") + F("skipped_rows") + F("failed_rows")
+                ),
+                name="processed_rows_add_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_rows__isnull=True) | Q(processed_rows__lte=F("total_rows")),
+                name="processed_rows_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.uuid} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def progress_percent(self) -> float:
+        if not self.total_rows:
+            return 100.0 if self.total_rows == 0 or self.status == ImportStatus.FINISHED else 0.0
+        return round(100 * self.processed_rows / self.total_rows, 1)
+
+    def rows_per_second(self, now: datetime) -> float | None:
+        if not self.started_at or not self.processed_rows:
+            return None
+        elapsed_s = ((self.finished_at or now) - self.started_at).total_seconds()
+        return round(self.processed_rows / elapsed_s, 1) if elapsed_s > 0 else None
+
+    def eta_seconds(self, now: datetime) -> float | None:
+        rate = self.rows_per_second(now)
+        if self.status != ImportStatus.ACTIVE or not rate or self.total_rows is None:
+            return None
+        return round((self.total_rows - self.processed_rows) / rate, 1)
+
+
+class Batch(models.Model):
+    """A slice of staged rows that one task imports and commits in one transaction."""
+
+    import_job = models.ForeignKey(Import, related_name="batches", on_delete=models.CASCADE)
+    number = models.PositiveIntegerField()
+    first_row = models.PositiveBigIntegerField()
+    last_row = models.PositiveBigIntegerField()
+    committed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["import_job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["import_job", "number"], name="one_batch_per_number"),
+            models.CheckConstraint(
+                condition=Q(first_row__lte=F("last_row")), name="batch_rows_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.number} of import {self.import_job_id}"
+
+
+class Row(models.Model):
+    """One manifest row, staged so any worker can run its batch, and its outcome once committed."""
+
+    import_job = models.ForeignKey(Import, related_name="rows", on_delete=models.CASCADE)
+    number = models.PositiveBigIntegerField(help_text="1 for the first row after the header.")
+    identifier = models.CharField(max_length=255, blank=True)
+    cells = models.JSONField()
+    status = models.CharField(max_length=16, choices=RowStatus.choices, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["import_job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["import_job", "number"], name="one_row_per_number"),
+        ]
+        indexes = [models.Index(fields=["import_job", "identifier"], name="row_identifier")]
+
+    def __str__(self) -> str:
+        return f"row {self.number} of import {self.import_job_id}"
+
+
+class Confidentiality(models.TextChoices):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    SECRET = "secret"
+
+
+class Document(models.Model):
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    identifier = models.CharField(max_length=255, unique=True)
+    title = models.CharField(max_length=1000)
+    description = models.TextField(blank=True)
+    author = models.CharField(max_length=255, blank=True)
+    created_date = models.DateField(null=True, blank=True)
+    language = models.CharField(max_length=3, blank=True)
+    confidentiality = models.CharField(max_length=16, choices=Confidentiality.choices, blank=True)
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField(help_text="Bytes.")
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(max_length=500)
+    file_name = models.CharField(max_length=500, help_text="The source file's name.")
+    extra = models.JSONField(default=dict, blank=True)
+    import_job = models.ForeignKey(
+        Import,
+        null=True,
+        blank=True,
+        related_name="documents",
+        on_delete=models.SET_NULL,
+        help_text="The import that last wrote this document.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "identifier"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="sha256_is_hex"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.identifier

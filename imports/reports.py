@@ -1,0 +1,90 @@
+"""The report: the manifest as uploaded, row for row, with `import_status` and `import_comment`.
+
+It is written once, when an import ends, by streaming the stored manifest beside the row
+results ordered by row number: linear in the manifest, never re-read per batch.
+"""
+
+import codecs
+import io
+import tempfile
+from collections.abc import Iterator
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from .manifest import ManifestFormat, read_rows
+from .models import Import, ImportStatus, RowStatus
+
+REPORT_COLUMNS = ("import_status", "import_comment")
+FAILED_STATUSES = (RowStatus.FAILED, RowStatus.NOT_PROCESSED)
+NOT_PROCESSED_BECAUSE = {
+    ImportStatus.CANCELLED: "not processed: the import was cancelled before this row's batch",
+    ImportStatus.ERROR: "not processed: the import ended in error before this row's batch",
+}
+FLUSH_ROWS = 1000
+
+
+def report_rows(job: Import) -> Iterator[tuple[list[str], str, str]]:
+    """Yield (cells, status, comment) for every manifest row, in manifest order."""
+    manifest_format = ManifestFormat.from_json(job.manifest_format)
+    width = len(manifest_format.columns)
+    results = (
+        job.rows.exclude(status="")
+        .order_by("number")
+        .values_list("number", "status", "comment")
+        .iterator(chunk_size=2000)
+    )
+    result = next(results, None)
+    not_processed = NOT_PROCESSED_BECAUSE.get(job.status, "not processed")
+    with job.manifest.open("rb") as raw:
+        for number, cells in read_rows(raw, manifest_format):
+            while result is not None and result[0] < number:
+                result = next(results, None)
+            if result is not None and result[0] == number:
+                yield _aligned(cells, width), result[1], result[2]
+            else:
+                yield _aligned(cells, width), RowStatus.NOT_PROCESSED, not_processed
+
+
+def _aligned(cells: list[str], width: int) -> list[str]:
+    """Pad short rows so the appended columns line up; drop empty padding past the header."""
+    if len(cells) < width:
+        return cells + [""] * (width - len(cells))
+    if not any(cell.strip() for cell in cells[width:]):
+        return cells[:width]
+    return cells
+
+
+def report_write(job: Import) -> None:
+    """Write the whole report into storage and record its name on the import."""
+    manifest_format = ManifestFormat.from_json(job.manifest_format)
+    with tempfile.TemporaryFile() as out:
+        text = io.TextIOWrapper(out, encoding=manifest_format.encoding, newline="")
+        writer = manifest_format.writer(text)
+        writer.writerow([*manifest_format.columns, *REPORT_COLUMNS])
+        width = len(manifest_format.columns)
+        for cells, status, comment in report_rows(job):
+            # Extra cells of a too-long row follow the two report columns, which stay aligned.
+            writer.writerow([*cells[:width], status, comment, *cells[width:]])
+        text.flush()
+        text.detach()
+        out.seek(0)
+        name = default_storage.save(f"reports/{job.uuid}.csv", File(out, name="report.csv"))
+    Import.objects.filter(pk=job.pk).update(report=name)
+
+
+def failed_rows_manifest(job: Import) -> Iterator[bytes]:
+    """The failed and not-processed rows as a manifest to fix and upload again, streamed."""
+    manifest_format = ManifestFormat.from_json(job.manifest_format)
+    encoder = codecs.getincrementalencoder(manifest_format.encoding)()
+    buffer = io.StringIO()
+    writer = manifest_format.writer(buffer)
+    writer.writerow(manifest_format.columns)
+    for count, (cells, status, _comment) in enumerate(report_rows(job), start=1):
+        if status in FAILED_STATUSES:
+            writer.writerow(cells)
+        if count % FLUSH_ROWS == 0:
+            yield encoder.encode(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
+    yield encoder.encode(buffer.getvalue(), final=True)
