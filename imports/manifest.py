@@ -73,26 +73,30 @@ def is_blank(cells: Sequence[str]) -> bool:
 def detect_encoding(raw: BinaryIO) -> str:
     """Decode the whole file strictly, once, and name its encoding; refuse what is not text."""
     head = raw.read(len(codecs.BOM_UTF8))
-    raw.seek(0)
     if not head:
         raise ManifestEmpty()
-    encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
-    decoder = codecs.getincrementaldecoder(encoding)()
-    offset = 0
+    bom = codecs.BOM_UTF8 if head == codecs.BOM_UTF8 else b""
+    raw.seek(len(bom))
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = len(bom)  # where the next chunk starts in the file
     try:
-        while chunk := raw.read(CHUNK_BYTES):
-            if "\x00" in decoder.decode(chunk):
+        while True:
+            chunk = raw.read(CHUNK_BYTES)
+            # A decoding error counts from the bytes the decoder still holds from before.
+            held = len(decoder.getstate()[0])
+            if "\x00" in decoder.decode(chunk, final=not chunk):
                 raise ManifestUndecodable("The manifest holds NUL bytes: it is not a CSV file.")
+            if not chunk:
+                break
             offset += len(chunk)
-        decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise ManifestUndecodable(
             f"The manifest is not valid UTF-8 text (first bad byte at offset "
-            f"{max(offset + exc.start, 0)})."
+            f"{offset - held + exc.start})."
         ) from None
     finally:
         raw.seek(0)
-    return encoding
+    return "utf-8-sig" if bom else "utf-8"
 
 
 def open_text(raw: BinaryIO, encoding: str) -> TextIO:

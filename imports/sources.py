@@ -5,6 +5,7 @@ climbing out and symlinks leading out are refused. Problems are worded with the 
 `file_path`, never with where the source lives.
 """
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -25,7 +26,7 @@ class FilesystemSource:
 
     def check(self) -> None:
         """Refuse to start an import on a source that is not a readable directory."""
-        if not self.root.is_dir():
+        if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
             raise SourceMisconfigured()
 
     def resolve(self, file_path: str) -> Path:

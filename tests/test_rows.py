@@ -1,0 +1,196 @@
+"""One manifest row to its values and every problem in it. Pure: no database."""
+
+from datetime import date
+
+import pytest
+
+from imports.rows import checksum_problem, repeated_identifier_problem, row_read
+
+COLUMNS = ("identifier", "file_path", "title", "created_date", "language", "checksum")
+DIGEST = "ab" * 32
+MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def read(**values: str):
+    """Read a row under COLUMNS, a valid row unless `values` say otherwise."""
+    row = {"identifier": "A1", "file_path": "a.pdf", "title": "First"} | values
+    return row_read(COLUMNS, [row.get(name, "") for name in COLUMNS])
+
+
+def read_one(column: str, value: str):
+    """Read a valid row with one optional column set to `value`."""
+    return row_read(("identifier", "file_path", "title", column), ["A1", "a.pdf", "T", value])
+
+
+def test_a_valid_row_has_no_problem():
+    values, problems = read(created_date="2020-01-31", language="en", checksum=DIGEST)
+
+    assert problems == []
+    assert (values.identifier, values.file_path, values.title) == ("A1", "a.pdf", "First")
+    assert values.created_date == date(2020, 1, 31)
+
+
+def test_every_problem_of_a_row_is_returned_at_once():
+    _, problems = read(title=" ", created_date="yesterday", checksum="not-a-digest")
+
+    assert len(problems) == 3
+    assert "title is empty" in problems
+    assert any("yesterday" in problem for problem in problems)
+    assert any("not-a-digest" in problem for problem in problems)
+
+
+@pytest.mark.parametrize("column", ["identifier", "file_path", "title"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_required_column_is_a_problem(column, value):
+    _, problems = read(**{column: value})
+
+    assert problems == [f"{column} is empty"]
+
+
+def test_created_date_accepts_an_iso_date():
+    values, problems = read(created_date="2020-01-31")
+
+    assert problems == []
+    assert values.created_date == date(2020, 1, 31)
+
+
+@pytest.mark.parametrize("text", ["31-01-2020", "2020-02-30", "01/31/2020", "soon"])
+def test_created_date_refuses_what_is_not_an_iso_date(text):
+    values, problems = read(created_date=text)
+
+    assert values.created_date is None
+    assert len(problems) == 1
+    assert text in problems[0]
+    assert "created_date" in problems[0]
+
+
+def test_an_empty_created_date_is_no_date_and_no_problem():
+    values, problems = read(created_date="")
+
+    assert (values.created_date, problems) == (None, [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [DIGEST, f"sha256:{DIGEST}", DIGEST.upper(), f"SHA256:{DIGEST.upper()}", f"  {DIGEST} "],
+)
+def test_checksum_accepts_sha256_hex_and_normalises_it(text):
+    values, problems = read(checksum=text)
+
+    assert problems == []
+    assert values.checksum == DIGEST
+
+
+@pytest.mark.parametrize("text", [DIGEST[:-1], DIGEST + "a", "g" * 64, f"md5:{DIGEST}", MD5])
+def test_checksum_refuses_what_is_not_a_sha256_hex_digest(text):
+    values, problems = read(checksum=text)
+
+    assert values.checksum == ""
+    assert len(problems) == 1
+    assert text in problems[0]
+
+
+@pytest.mark.parametrize(("text", "expected"), [("en", "en"), ("deu", "deu"), ("FR", "fr")])
+def test_language_accepts_two_or_three_letters(text, expected):
+    values, problems = read(language=text)
+
+    assert problems == []
+    assert values.language == expected
+
+
+@pytest.mark.parametrize("text", ["e", "engl", "en-US", "e1", "12", "fr_FR"])
+def test_language_refuses_other_codes(text):
+    _, problems = read(language=text)
+
+    assert len(problems) == 1
+    assert "language" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("public", "public"),
+        ("Internal", "internal"),
+        ("CONFIDENTIAL", "confidential"),
+        (" secret ", "secret"),
+    ],
+)
+def test_confidentiality_accepts_the_four_levels_in_any_case(text, expected):
+    values, problems = read_one("confidentiality", text)
+
+    assert problems == []
+    assert values.confidentiality == expected
+
+
+@pytest.mark.parametrize("text", ["private", "top secret", "restricted", "1"])
+def test_confidentiality_refuses_other_levels(text):
+    _, problems = read_one("confidentiality", text)
+
+    assert len(problems) == 1
+    assert "confidentiality" in problems[0]
+
+
+def test_columns_are_matched_by_name_whatever_their_order():
+    # given
+    columns = (" Title ", "checksum", "FILE_PATH", "Identifier", "Author")
+
+    # when
+    values, problems = row_read(columns, ["First", DIGEST, "a.pdf", "A1", "Ann"])
+
+    # then
+    assert problems == []
+    assert (values.identifier, values.file_path, values.title) == ("A1", "a.pdf", "First")
+    assert (values.checksum, values.author, values.extra) == (DIGEST, "Ann", {})
+
+
+def test_unknown_columns_are_kept_in_extra_by_their_header_name():
+    columns = ("identifier", "file_path", "title", "Shelf Mark", "box_NO")
+
+    values, problems = row_read(columns, ["A1", "a.pdf", "First", " S-12 ", "7"])
+
+    assert problems == []
+    assert values.extra == {"Shelf Mark": " S-12 ", "box_NO": "7"}
+
+
+def test_too_few_cells_is_a_problem_naming_both_counts():
+    _, problems = row_read(("identifier", "file_path", "title", "author"), ["A1", "a.pdf", "T"])
+
+    assert problems == ["the row has 3 fields where the header has 4"]
+
+
+def test_too_many_non_empty_cells_is_a_problem_naming_both_counts():
+    _, problems = row_read(("identifier", "file_path", "title"), ["A1", "a.pdf", "T", "", "x"])
+
+    assert problems == ["the row has 5 fields where the header has 3"]
+
+
+def test_trailing_empty_cells_are_not_a_problem():
+    values, problems = row_read(("identifier", "file_path", "title"), ["A1", "a.pdf", "T", "", " "])
+
+    assert problems == []
+    assert values.extra == {}
+
+
+@pytest.mark.parametrize(("length", "problem_count"), [(255, 0), (256, 1)])
+def test_an_identifier_longer_than_255_characters_is_a_problem(length, problem_count):
+    _, problems = read(identifier="x" * length)
+
+    assert len(problems) == problem_count
+    assert all("identifier" in problem and "255" in problem for problem in problems)
+
+
+def test_repeated_identifier_problem_names_the_identifier_and_first_row():
+    problem = repeated_identifier_problem("INV-0042", 17)
+
+    assert "INV-0042" in problem
+    assert "row 17" in problem
+
+
+def test_checksum_problem_names_both_digests():
+    expected, actual = "ab" * 32, "cd" * 32
+
+    problem = checksum_problem(expected, actual)
+
+    assert expected in problem
+    assert actual in problem
+    assert problem.index(expected) < problem.index(actual)

@@ -1,0 +1,120 @@
+"""Resolving a row's file_path inside a filesystem source. Uses tmp_path, no database."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from imports.errors import SourceMisconfigured
+from imports.sources import FilesystemSource, SourceProblem
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A source folder holding scans/a.png, with secret.txt next to it (outside)."""
+    root = tmp_path / "source"
+    (root / "scans").mkdir(parents=True)
+    (root / "scans" / "a.png").write_bytes(b"png")
+    (tmp_path / "secret.txt").write_text("outside")
+    (tmp_path / "x").write_text("outside")
+    return root
+
+
+def problem_of(root: Path, file_path: str) -> str:
+    """The problem resolving `file_path` raises, checked to name it and not the server path."""
+    with pytest.raises(SourceProblem) as caught:
+        FilesystemSource(root).resolve(file_path)
+    message = str(caught.value)
+    assert repr(file_path) in message
+    assert str(root.parent) not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "file_path", ["scans/a.png", "scans\\a.png", "./scans/a.png", "scans/../scans/a.png"]
+)
+def test_a_file_inside_the_source_resolves(root, file_path):
+    assert FilesystemSource(root).resolve(file_path) == (root / "scans" / "a.png").resolve()
+
+
+def test_nested_folders_and_non_ascii_names_resolve(root):
+    # given
+    target = root / "Jahr 2020" / "März" / "Café Überweg.pdf"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"pdf")
+
+    # when
+    resolved = FilesystemSource(root).resolve("Jahr 2020/März/Café Überweg.pdf")
+
+    # then
+    assert resolved == target.resolve()
+    assert resolved.read_bytes() == b"pdf"
+
+
+@pytest.mark.parametrize(
+    "file_path",
+    ["/etc/passwd", "../x", "../gone", "a/../../x", "a/../../gone", "scans/../../x", "a\x00b"],
+)
+def test_a_path_leading_out_of_the_source_is_refused(root, file_path):
+    assert problem_of(root, file_path).endswith("path outside source")
+
+
+def test_an_absolute_path_to_a_file_under_the_source_is_still_refused(root):
+    file_path = str(root / "scans" / "a.png")
+
+    with pytest.raises(SourceProblem, match="path outside source"):
+        FilesystemSource(root).resolve(file_path)
+
+
+def test_a_symlink_leading_out_of_the_source_is_refused(root, tmp_path):
+    os.symlink(tmp_path / "secret.txt", root / "scans" / "link.txt")
+
+    assert problem_of(root, "scans/link.txt").endswith("path outside source")
+
+
+def test_a_dangling_symlink_leading_out_of_the_source_is_refused(root, tmp_path):
+    os.symlink(tmp_path / "gone.txt", root / "gone.txt")
+
+    assert problem_of(root, "gone.txt").endswith("path outside source")
+
+
+def test_a_symlinked_folder_leading_out_of_the_source_is_refused(root, tmp_path):
+    os.symlink(tmp_path, root / "up")
+
+    assert problem_of(root, "up/secret.txt").endswith("path outside source")
+
+
+def test_a_symlink_pointing_inside_the_source_resolves(root):
+    os.symlink(root / "scans" / "a.png", root / "alias.png")
+
+    assert FilesystemSource(root).resolve("alias.png") == (root / "scans" / "a.png").resolve()
+
+
+@pytest.mark.parametrize("file_path", ["missing.pdf", "scans/missing.png", "scans\\missing.png"])
+def test_a_missing_file_is_no_such_file(root, file_path):
+    assert problem_of(root, file_path).endswith("no such file")
+
+
+@pytest.mark.parametrize("file_path", ["scans", "scans/", "", "."])
+def test_a_directory_is_not_a_file(root, file_path):
+    assert "directory" in problem_of(root, file_path)
+
+
+def test_a_symlink_loop_is_a_problem_not_a_crash(root):
+    os.symlink("loop", root / "loop")
+
+    problem_of(root, "loop")
+
+
+def test_check_passes_on_a_directory(root):
+    FilesystemSource(root).check()
+
+
+def test_check_refuses_a_missing_directory(tmp_path):
+    with pytest.raises(SourceMisconfigured):
+        FilesystemSource(tmp_path / "nowhere").check()
+
+
+def test_check_refuses_a_regular_file(root, tmp_path):
+    with pytest.raises(SourceMisconfigured):
+        FilesystemSource(tmp_path / "secret.txt").check()
