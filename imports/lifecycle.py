@@ -37,12 +37,15 @@ def import_create(
     dry_run: bool = False,
     on_conflict: str = OnConflict.FAIL,
     batch_size: int | None = None,
+    callback_url: str = "",
 ) -> Import:
     """Open a new import, or raise AnotherImportOpen while one is pending or active."""
     if dry_run:
         raise OptionNotSupported("dry_run is not supported yet.")
     if on_conflict != OnConflict.FAIL:
         raise OptionNotSupported("on_conflict supports only 'fail' for now.")
+    if callback_url:
+        raise OptionNotSupported("callback_url is not supported yet.")
     imports_expire_pending()
     try:
         with transaction.atomic():
@@ -58,12 +61,17 @@ def import_create(
 
 
 def imports_expire_pending() -> int:
-    """Cancel pending imports nobody uploaded to in time, so they stop holding the lock."""
+    """Cancel pending imports nobody uploaded to in time, so they stop holding the lock.
+
+    Called before anything reads or changes imports. It writes only when there is something
+    to expire, so reads never wait for a writer.
+    """
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.IMPORT_PENDING_TIMEOUT)
-    return Import.objects.filter(status=ImportStatus.PENDING, created_at__lt=cutoff).update(
-        status=ImportStatus.CANCELLED, finished_at=now
-    )
+    expired = Import.objects.filter(status=ImportStatus.PENDING, created_at__lt=cutoff)
+    if not expired.exists():
+        return 0
+    return expired.update(status=ImportStatus.CANCELLED, finished_at=now)
 
 
 def import_upload_check(job: Import) -> None:

@@ -15,7 +15,7 @@ from typing import BinaryIO, TextIO
 import clevercsv
 from clevercsv.dialect import SimpleDialect
 
-from .errors import ManifestEmpty, ManifestHeaderInvalid, ManifestInvalid, ManifestUndecodable
+from .errors import ManifestEmpty, ManifestHeaderInvalid, ManifestUndecodable
 
 REQUIRED_COLUMNS = ("identifier", "file_path", "title")
 DELIMITERS = (",", ";", "\t", "|")
@@ -137,9 +137,9 @@ def detect_format(raw: BinaryIO) -> ManifestFormat:
         raise ManifestEmpty()
     detected = clevercsv.Detector().detect(sample, delimiters=DELIMITERS)
     if detected is None or not detected.delimiter:
-        raise ManifestInvalid(
-            "No column delimiter (comma, semicolon, tab or |) could be detected in the manifest."
-        )
+        # One column, or no recognisable delimiter: read it as one column, so that the header
+        # check below names the missing columns.
+        detected = SimpleDialect(",", '"', "")
     # A sample without quotes yields no quote character; a later quoted field must still parse.
     dialect = SimpleDialect(detected.delimiter, detected.quotechar or '"', detected.escapechar)
     header = next(

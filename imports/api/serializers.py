@@ -17,6 +17,14 @@ class ImportCreateInput(serializers.Serializer):
     dry_run = serializers.BooleanField(default=False)
     on_conflict = serializers.ChoiceField(choices=OnConflict.choices, default=OnConflict.FAIL)
     batch_size = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
+    callback_url = serializers.URLField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        # A misspelt option must not be silently ignored on an import of a million rows.
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: "Unknown option." for name in unknown})
+        return attrs
 
 
 class ManifestUploadInput(serializers.Serializer):

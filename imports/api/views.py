@@ -35,6 +35,7 @@ class ImportApi(APIView):
     permission_classes = [CanRunImports]
 
     def get_import(self, uuid) -> Import:
+        lifecycle.imports_expire_pending()
         return get_object_or_404(Import, pk=uuid)
 
     def respond(self, job: Import, status: int = 200) -> Response:
@@ -103,6 +104,12 @@ class ImportCancelApi(ImportApi):
 class ImportReportApi(ImportApi):
     renderer_classes = [JSONRenderer, CsvRenderer]
 
+    def handle_exception(self, exc):
+        # Errors are JSON even for a client that asked for text/csv.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -146,6 +153,7 @@ class ImportListApi(generics.ListAPIView):
 
     @extend_schema(summary="List imports, newest first")
     def get(self, request, *args, **kwargs):
+        lifecycle.imports_expire_pending()
         return super().get(request, *args, **kwargs)
 
 

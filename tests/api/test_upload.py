@@ -1,0 +1,320 @@
+"""Uploading a manifest: raw text/csv or multipart, and every way it is refused."""
+
+import io
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from imports.api.parsers import CsvBodyParser
+from imports.errors import ManifestTooLarge
+from imports.models import Import
+from tests.conftest import csv_bytes, png_bytes, run_inline
+
+from .conftest import MANIFEST_LINES, assert_error, create, job_of, status_of, upload, url
+
+HEADER = "identifier,file_path,title"
+
+
+def multipart(api, uuid_, data: bytes, field: str = "file", name: str = "m.csv"):
+    return api.post(
+        url("imports", uuid_, "upload"),
+        {field: SimpleUploadedFile(name, data, content_type="text/csv")},
+        format="multipart",
+    )
+
+
+def assert_untouched(uuid_) -> None:
+    """The import is still pending, with no manifest: the upload changed nothing."""
+    job = job_of(uuid_)
+    assert job.status == "pending"
+    assert not job.manifest
+    assert job.started_at is None
+
+
+# --- accepted ---------------------------------------------------------------------------------
+
+
+def test_raw_csv_upload_is_202_and_the_import_becomes_active(api, pending, scans):
+    response = upload(api, pending["uuid"], csv_bytes(*MANIFEST_LINES))
+    assert response.status_code == 202
+    data = response.json()
+    assert data["uuid"] == pending["uuid"]
+    assert data["status"] == "active"
+    assert data["phase"] == "counting"
+    assert data["started_at"] is not None
+    job = job_of(pending["uuid"])
+    assert job.status == "active"
+    assert job.manifest
+    assert job.manifest_format["columns"] == MANIFEST_LINES[0].split(",")
+
+
+def test_multipart_upload_is_202_and_the_import_becomes_active(api, pending, scans):
+    response = multipart(api, pending["uuid"], csv_bytes(*MANIFEST_LINES))
+    assert response.status_code == 202
+    assert response.json()["status"] == "active"
+    assert status_of(pending["uuid"]) == "active"
+
+
+def test_multipart_upload_runs_to_the_end(api, pending, scans):
+    multipart(api, pending["uuid"], csv_bytes(*MANIFEST_LINES))
+    job = run_inline(job_of(pending["uuid"]))
+    assert (job.status, job.imported_rows, job.failed_rows) == ("finished", 2, 1)
+
+
+def test_content_type_with_charset_is_accepted(api, pending, scans):
+    response = upload(api, pending["uuid"], csv_bytes(*MANIFEST_LINES), "text/csv; charset=utf-8")
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        (" Identifier ;FILE_PATH; Title", "d;scans/a.png;T"),
+        ("identifier\tfile_path\ttitle", "d\tscans/a.png\tT"),
+        ('"identifier","file_path","title"', '"d","scans/a.png","T, with a comma"'),
+    ],
+    ids=["semicolon-case-spaces", "tab", "quoted"],
+)
+def test_header_names_and_dialects_are_accepted(api, pending, scans, lines):
+    assert upload(api, pending["uuid"], csv_bytes(*lines)).status_code == 202
+
+
+def test_utf8_bom_and_crlf_are_accepted(api, pending, scans):
+    data = b"\xef\xbb\xbf" + csv_bytes(*MANIFEST_LINES, newline="\r\n")
+    assert upload(api, pending["uuid"], data).status_code == 202
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not built yet (issue 3): Windows-1252/Latin-1 manifests should be accepted",
+)
+def test_windows_1252_manifest_is_accepted(api, pending, scans):
+    data = csv_bytes(HEADER, "d,scans/a.png,Caf\u00e9 cr\u00e8me", encoding="cp1252")
+    assert upload(api, pending["uuid"], data).status_code == 202
+
+
+# --- 400 --------------------------------------------------------------------------------------
+
+
+def test_missing_required_headers_are_listed(api, pending, source):
+    response = upload(api, pending["uuid"], csv_bytes("identifier,name,notes", "a,b,c"))
+    data = assert_error(response, 400, "manifest_header_invalid")
+    assert data["missing"] == ["file_path", "title"]
+    assert data["duplicated"] == []
+    assert "file_path" in data["detail"] and "title" in data["detail"]
+    assert_untouched(pending["uuid"])
+
+
+def test_duplicated_headers_are_listed(api, pending, source):
+    response = upload(
+        api,
+        pending["uuid"],
+        csv_bytes("identifier,file_path,title,Title ,shelf,SHELF", "a,b,c,d,e,f"),
+    )
+    data = assert_error(response, 400, "manifest_header_invalid")
+    assert data["duplicated"] == ["shelf", "title"]
+    assert data["missing"] == []
+    assert_untouched(pending["uuid"])
+
+
+def test_missing_and_duplicated_headers_together(api, pending, source):
+    response = upload(api, pending["uuid"], csv_bytes("identifier,identifier,title", "a,b,c"))
+    data = assert_error(response, 400, "manifest_header_invalid")
+    assert data["missing"] == ["file_path"]
+    assert data["duplicated"] == ["identifier"]
+
+
+def test_multipart_header_errors_are_listed_too(api, pending, source):
+    response = multipart(api, pending["uuid"], csv_bytes("title,notes", "x,y"))
+    data = assert_error(response, 400, "manifest_header_invalid")
+    assert data["missing"] == ["identifier", "file_path"]
+    assert_untouched(pending["uuid"])
+
+
+def test_single_column_manifest_lists_the_missing_columns(api, pending, source):
+    response = upload(api, pending["uuid"], csv_bytes("identifier", "doc-1", "doc-2"))
+    data = assert_error(response, 400)
+    assert data.get("missing") == ["file_path", "title"]
+    assert_untouched(pending["uuid"])
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\n\n\r\n", b"   \n"], ids=["no-bytes", "blank-lines", "spaces"]
+)
+def test_empty_raw_body_is_400(api, pending, source, data):
+    assert_error(upload(api, pending["uuid"], data), 400, "manifest_empty")
+    assert_untouched(pending["uuid"])
+
+
+def test_empty_multipart_file_is_400(api, pending, source):
+    assert_error(multipart(api, pending["uuid"], b""), 400, "manifest_empty")
+    assert_untouched(pending["uuid"])
+
+
+def test_undecodable_bytes_are_400(api, pending, source):
+    # A PNG sent as the manifest: binary, with NUL bytes, not text in any encoding.
+    response = upload(api, pending["uuid"], png_bytes("not a manifest", 4096))
+    assert_error(response, 400, "manifest_undecodable")
+    assert_untouched(pending["uuid"])
+
+
+def test_invalid_utf8_after_a_good_header_is_400(api, pending, source):
+    data = csv_bytes(HEADER) + b"a,b,\x00\xff\xfe\n"
+    assert_error(upload(api, pending["uuid"], data), 400, "manifest_undecodable")
+    assert_untouched(pending["uuid"])
+
+
+def test_multipart_without_file_field_is_400(api, pending, source):
+    response = multipart(api, pending["uuid"], csv_bytes(*MANIFEST_LINES), field="manifest")
+    data = assert_error(response, 400, "manifest_empty")
+    assert "file" in data["detail"]
+    assert_untouched(pending["uuid"])
+
+
+def test_multipart_with_only_plain_fields_is_400(api, pending, source):
+    response = api.post(
+        url("imports", pending["uuid"], "upload"), {"note": "hello"}, format="multipart"
+    )
+    assert_error(response, 400, "manifest_empty")
+    assert_untouched(pending["uuid"])
+
+
+# --- 404, 409 ---------------------------------------------------------------------------------
+
+
+def test_upload_to_an_unknown_import_is_404(api, source):
+    response = upload(api, uuid.uuid4(), csv_bytes(*MANIFEST_LINES))
+    assert_error(response, 404, "not_found")
+
+
+def test_upload_twice_is_409(api, active):
+    response = upload(api, active["uuid"], csv_bytes(*MANIFEST_LINES))
+    assert_error(response, 409, "import_not_pending")
+    assert status_of(active["uuid"]) == "active"
+
+
+@pytest.mark.parametrize("end", ["cancelled", "finished"])
+def test_upload_to_an_ended_import_is_409(api, pending, source, end):
+    if end == "cancelled":
+        api.post(url("imports", pending["uuid"], "cancel"))
+    else:
+        upload(api, pending["uuid"], csv_bytes(HEADER))
+        run_inline(job_of(pending["uuid"]))
+    response = upload(api, pending["uuid"], csv_bytes(HEADER))
+    assert_error(response, 409, "import_not_pending")
+    assert status_of(pending["uuid"]) == end
+
+
+def test_upload_with_a_missing_source_folder_is_409(api, pending, settings, tmp_path):
+    missing = tmp_path / "nowhere-to-be-found"
+    settings.IMPORT_SOURCE = str(missing)
+    response = upload(api, pending["uuid"], csv_bytes(*MANIFEST_LINES))
+    data = assert_error(response, 409, "source_misconfigured")
+    assert str(missing) not in response.content.decode()
+    assert "nowhere-to-be-found" not in response.content.decode()
+    assert str(tmp_path) not in data["detail"]
+    assert_untouched(pending["uuid"])
+
+
+def test_upload_with_a_file_as_source_is_409(api, pending, settings, tmp_path):
+    a_file = tmp_path / "source.txt"
+    a_file.write_text("not a folder")
+    settings.IMPORT_SOURCE = str(a_file)
+    response = multipart(api, pending["uuid"], csv_bytes(*MANIFEST_LINES))
+    assert_error(response, 409, "source_misconfigured")
+    assert str(tmp_path) not in response.content.decode()
+    assert_untouched(pending["uuid"])
+
+
+def test_source_fixed_then_upload_succeeds(api, pending, settings, tmp_path, scans):
+    good = settings.IMPORT_SOURCE
+    settings.IMPORT_SOURCE = str(tmp_path / "missing")
+    assert_error(upload(api, pending["uuid"], csv_bytes(*MANIFEST_LINES)), 409)
+    settings.IMPORT_SOURCE = good
+    assert upload(api, pending["uuid"], csv_bytes(*MANIFEST_LINES)).status_code == 202
+
+
+# --- 413 --------------------------------------------------------------------------------------
+
+
+def test_raw_body_larger_than_allowed_is_413(api, pending, source, settings):
+    settings.IMPORT_MAX_MANIFEST_BYTES = 10
+    response = upload(api, pending["uuid"], csv_bytes(*MANIFEST_LINES))
+    data = assert_error(response, 413, "manifest_too_large")
+    assert "10" in data["detail"]
+    assert_untouched(pending["uuid"])
+
+
+def test_multipart_larger_than_allowed_is_413(api, pending, source, settings):
+    settings.IMPORT_MAX_MANIFEST_BYTES = 10
+    assert_error(multipart(api, pending["uuid"], csv_bytes(*MANIFEST_LINES)), 413)
+    assert_untouched(pending["uuid"])
+
+
+def test_body_of_exactly_the_limit_is_accepted(api, pending, scans, settings):
+    data = csv_bytes(*MANIFEST_LINES)
+    settings.IMPORT_MAX_MANIFEST_BYTES = len(data)
+    assert upload(api, pending["uuid"], data).status_code == 202
+
+
+def test_413_leaves_the_import_uploadable(api, pending, scans, settings):
+    data = csv_bytes(*MANIFEST_LINES)
+    settings.IMPORT_MAX_MANIFEST_BYTES = len(data) - 1
+    assert_error(upload(api, pending["uuid"], data), 413)
+    settings.IMPORT_MAX_MANIFEST_BYTES = len(data)
+    assert upload(api, pending["uuid"], data).status_code == 202
+
+
+def test_body_parser_stops_at_the_limit_without_content_length(settings):
+    """A body without Content-Length (chunked) is still cut off by the parser."""
+    settings.IMPORT_MAX_MANIFEST_BYTES = 10
+    with pytest.raises(ManifestTooLarge):
+        CsvBodyParser().parse(io.BytesIO(b"x" * 11))
+    spooled = CsvBodyParser().parse(io.BytesIO(b"x" * 10))
+    assert spooled.read() == b"x" * 10
+    spooled.close()
+
+
+# --- 415, 403 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/octet-stream",
+    ],
+)
+def test_other_content_types_are_415(api, pending, source, content_type):
+    response = upload(api, pending["uuid"], csv_bytes(*MANIFEST_LINES), content_type)
+    assert_error(response, 415, "unsupported_media_type")
+    assert_untouched(pending["uuid"])
+
+
+def test_json_body_is_415(api, pending, source):
+    response = api.post(url("imports", pending["uuid"], "upload"), {"file": "x"}, format="json")
+    assert_error(response, 415, "unsupported_media_type")
+    assert_untouched(pending["uuid"])
+
+
+def test_read_only_upload_is_403_and_changes_nothing(reader_api, pending, scans):
+    response = reader_api.post(
+        url("imports", pending["uuid"], "upload"),
+        data=csv_bytes(*MANIFEST_LINES),
+        content_type="text/csv",
+    )
+    assert_error(response, 403, "permission_denied")
+    assert_untouched(pending["uuid"])
+
+
+def test_a_second_import_can_be_created_after_the_first_finished(api, finished):
+    second = create(api)
+    response = upload(api, second["uuid"], csv_bytes(*MANIFEST_LINES))
+    assert response.status_code == 202
+    job = run_inline(job_of(second["uuid"]))
+    # Idempotent: what was imported is now skipped; the missing file still fails.
+    assert (job.imported_rows, job.skipped_rows, job.failed_rows) == (0, 2, 1)
+    assert Import.objects.count() == 2
