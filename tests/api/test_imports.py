@@ -229,15 +229,21 @@ def test_status_of_a_manifest_without_rows(api, pending, source):
     assert data["progress"] == 100
 
 
-def test_status_while_importing_shows_partial_progress(api, pending, source):
+def upload_in_two_batches(api, uuid: str, source) -> list[str]:
+    """Upload four good rows in two batches of two, and split them."""
     (source / "f").mkdir()
     lines = ["identifier,file_path,title"]
     for n in range(4):
         (source / "f" / f"{n}.png").write_bytes(png_bytes(str(n)))
         lines.append(f"id-{n},f/{n}.png,T{n}")
-    Import.objects.filter(pk=pending["uuid"]).update(batch_size=2)
-    assert upload(api, pending["uuid"], csv_bytes(*lines)).status_code == 202
-    import_split(pending["uuid"])
+    Import.objects.filter(pk=uuid).update(batch_size=2)
+    assert upload(api, uuid, csv_bytes(*lines)).status_code == 202
+    import_split(uuid)
+    return lines
+
+
+def test_status_while_importing_shows_partial_progress(api, pending, source):
+    upload_in_two_batches(api, pending["uuid"], source)
     batch_run(Batch.objects.filter(import_job_id=pending["uuid"]).first().pk)
     data = api.get(url("imports", pending["uuid"], "status")).json()
     assert data["status"] == "active"
@@ -365,14 +371,7 @@ def test_cancelled_import_does_not_go_on(api, active):
 
 
 def test_cancel_between_batches_keeps_committed_rows(api, pending, source):
-    (source / "f").mkdir()
-    lines = ["identifier,file_path,title"]
-    for n in range(4):
-        (source / "f" / f"{n}.png").write_bytes(png_bytes(str(n)))
-        lines.append(f"id-{n},f/{n}.png,T{n}")
-    Import.objects.filter(pk=pending["uuid"]).update(batch_size=2)
-    assert upload(api, pending["uuid"], csv_bytes(*lines)).status_code == 202
-    import_split(pending["uuid"])
+    lines = upload_in_two_batches(api, pending["uuid"], source)
     first, second = Batch.objects.filter(import_job_id=pending["uuid"])
     batch_run(first.pk)
     data = api.post(url("imports", pending["uuid"], "cancel")).json()
