@@ -6,7 +6,6 @@ A redelivered batch (worker killed, message sent twice) therefore changes nothin
 its copies are named per (import, row), so a retry rewrites its own files and no other.
 """
 
-import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,8 +25,6 @@ from .manifest import ManifestFormat, read_rows
 from .models import Batch, Document, Import, ImportPhase, ImportStatus, Row, RowStatus
 from .rows import checksum_problem, repeated_identifier_problem, row_read
 from .sources import FilesystemSource, SourceProblem, source_from_settings
-
-logger = logging.getLogger(__name__)
 
 STAGE_ROWS = 5000
 

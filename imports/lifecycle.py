@@ -4,7 +4,6 @@ The database settles every race: the open-import lock is a unique constraint, an
 transition is a conditional UPDATE from the state it expects, so two callers cannot both win.
 """
 
-import logging
 import secrets
 from datetime import timedelta
 from typing import BinaryIO
@@ -27,8 +26,6 @@ from .manifest import detect_format
 from .models import OPEN_STATUSES, Import, ImportPhase, ImportStatus, OnConflict
 from .reports import report_write
 from .sources import source_from_settings
-
-logger = logging.getLogger(__name__)
 
 
 def import_create(
