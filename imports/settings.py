@@ -96,6 +96,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "imports.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Content type is chosen by the Accept header alone, never by a ?format= parameter.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bulk Import API",

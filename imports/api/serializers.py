@@ -14,10 +14,14 @@ class ErrorOutput(serializers.Serializer):
 
 
 class ImportCreateInput(serializers.Serializer):
-    dry_run = serializers.BooleanField(default=False)
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Only false for now: true is refused (option_not_supported)."
+    )
     on_conflict = serializers.ChoiceField(choices=OnConflict.choices, default=OnConflict.FAIL)
     batch_size = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
-    callback_url = serializers.URLField(required=False)
+    callback_url = serializers.URLField(
+        required=False, help_text="Not supported yet: refused with 400 option_not_supported."
+    )
 
     def validate(self, attrs: dict) -> dict:
         # A misspelt option must not be silently ignored on an import of a million rows.

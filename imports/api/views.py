@@ -151,7 +151,10 @@ class ImportListApi(generics.ListAPIView):
     queryset = Import.objects.all()
     serializer_class = ImportOutput
 
-    @extend_schema(summary="List imports, newest first")
+    @extend_schema(
+        responses={200: ImportOutput(many=True), **_errors(401, 403, 404)},
+        summary="List imports, newest first",
+    )
     def get(self, request, *args, **kwargs):
         lifecycle.imports_expire_pending()
         return super().get(request, *args, **kwargs)
@@ -180,6 +183,7 @@ class DocumentListApi(generics.ListAPIView):
             OpenApiParameter("identifier", str, description="Exact identifier."),
             OpenApiParameter("import", OpenApiTypes.UUID, description="The import that wrote it."),
         ],
+        responses={200: DocumentOutput(many=True), **_errors(400, 401, 403, 404)},
         summary="List imported documents",
     )
     def get(self, request, *args, **kwargs):
@@ -201,7 +205,7 @@ class DocumentDetailApi(generics.RetrieveAPIView):
     queryset = Document.objects.all()
     lookup_field = "uuid"
 
-    @extend_schema(summary="A document")
+    @extend_schema(responses={200: DocumentOutput, **_errors(401, 403, 404)}, summary="A document")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

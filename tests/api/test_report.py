@@ -199,3 +199,8 @@ def test_row_with_a_content_type_not_allowed_fails(api, pending, source):
 def test_row_whose_declared_type_differs_from_the_sniffed_one_fails(api, pending, source):
     row = _single_row_report(api, pending, source, "d,f/file.bin,T,application/pdf", png_bytes("x"))
     assert row[-2] == "failed"
+
+
+def test_options_on_the_report_with_accept_text_csv_is_not_a_server_error(api, finished):
+    response = api.options(url("imports", finished.uuid, "report"), HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
