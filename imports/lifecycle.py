@@ -74,6 +74,10 @@ def imports_expire_pending() -> int:
 def import_upload_check(job: Import) -> None:
     """Refuse an upload the import cannot take, before its body is read."""
     imports_expire_pending()
+    _require_pending(job)
+
+
+def _require_pending(job: Import) -> None:
     job.refresh_from_db()
     if job.status != ImportStatus.PENDING:
         raise ImportNotPending()
@@ -81,8 +85,12 @@ def import_upload_check(job: Import) -> None:
 
 
 def import_upload(job: Import, manifest: BinaryIO) -> Import:
-    """Check and store the manifest, make the import active and queue its first pass."""
-    import_upload_check(job)
+    """Check and store the manifest, make the import active and queue its first pass.
+
+    Callers run import_upload_check first; the pending timeout is not applied again here, so
+    an upload that began in time is not refused for the time its body took to arrive.
+    """
+    _require_pending(job)
     manifest_format = detect_format(manifest)
     name = default_storage.save(
         f"manifests/{job.uuid}-{secrets.token_hex(4)}.csv", File(manifest, name="manifest.csv")
