@@ -72,12 +72,7 @@ def imports_expire_pending() -> int:
 
 
 def import_upload_check(job: Import) -> None:
-    """Refuse an upload the import cannot take, before its body is read."""
-    imports_expire_pending()
-    _require_pending(job)
-
-
-def _require_pending(job: Import) -> None:
+    """Refuse an upload the import cannot take; the API calls it before reading the body."""
     job.refresh_from_db()
     if job.status != ImportStatus.PENDING:
         raise ImportNotPending()
@@ -87,10 +82,10 @@ def _require_pending(job: Import) -> None:
 def import_upload(job: Import, manifest: BinaryIO) -> Import:
     """Check and store the manifest, make the import active and queue its first pass.
 
-    Callers run import_upload_check first; the pending timeout is not applied again here, so
-    an upload that began in time is not refused for the time its body took to arrive.
+    The pending timeout is applied when the import is looked up, not again here, so an upload
+    that began in time is not refused for the time its body took to arrive.
     """
-    _require_pending(job)
+    import_upload_check(job)
     manifest_format = detect_format(manifest)
     name = default_storage.save(
         f"manifests/{job.uuid}-{secrets.token_hex(4)}.csv", File(manifest, name="manifest.csv")
