@@ -70,6 +70,13 @@ def is_blank(cells: Sequence[str]) -> bool:
     return not any(cell.strip() for cell in cells)
 
 
+def without_padding(cells: Sequence[str], width: int) -> Sequence[str]:
+    """A row's cells without the empty ones past the header, which spreadsheets pad rows with."""
+    if len(cells) > width and not any(cell.strip() for cell in cells[width:]):
+        return cells[:width]
+    return cells
+
+
 def detect_encoding(raw: BinaryIO) -> str:
     """Decode the whole file strictly, once, and name its encoding; refuse what is not text."""
     head = raw.read(len(codecs.BOM_UTF8))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from .manifest import ManifestFormat, read_rows
+from .manifest import ManifestFormat, read_rows, without_padding
 from .models import Import, ImportStatus, RowStatus
 
 REPORT_COLUMNS = ("import_status", "import_comment")
@@ -48,11 +48,8 @@ def report_rows(job: Import) -> Iterator[tuple[list[str], str, str]]:
 
 def _aligned(cells: list[str], width: int) -> list[str]:
     """Pad short rows so the appended columns line up; drop empty padding past the header."""
-    if len(cells) < width:
-        return cells + [""] * (width - len(cells))
-    if not any(cell.strip() for cell in cells[width:]):
-        return cells[:width]
-    return cells
+    cells = list(without_padding(cells, width))
+    return cells + [""] * (width - len(cells))
 
 
 def report_write(job: Import) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from .manifest import REQUIRED_COLUMNS
+from .manifest import REQUIRED_COLUMNS, without_padding
 from .models import Confidentiality
 
 OPTIONAL_COLUMNS = (
@@ -98,10 +98,7 @@ def checksum_problem(expected: str, actual: str) -> str:
 
 
 def _shape_problems(width: int, cells: Sequence[str]) -> list[str]:
-    # Spreadsheets often pad rows with empty trailing cells: those are not extra fields.
-    if len(cells) > width and not any(cell.strip() for cell in cells[width:]):
-        return []
-    if len(cells) != width:
+    if len(without_padding(cells, width)) != width:
         return [f"the row has {len(cells)} fields where the header has {width}"]
     return []
 
