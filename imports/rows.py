@@ -8,6 +8,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
+
+import pycountry
 
 from .manifest import REQUIRED_COLUMNS, without_padding
 from .models import Confidentiality
@@ -24,7 +27,6 @@ OPTIONAL_COLUMNS = (
 KNOWN_COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 MAX_LENGTHS = {"identifier": 255, "title": 1000, "author": 255, "file_path": 1000}
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,8 @@ def row_read(columns: Sequence[str], cells: Sequence[str]) -> tuple[RowValues, l
     language = known.get("language", "").lower()
     confidentiality = known.get("confidentiality", "").lower()
     problems += date_problems + checksum_problems
-    if language and not LANGUAGE_CODE.fullmatch(language):
-        problems.append(f"language {language!r} is not an ISO 639 code (two or three letters)")
+    if language and language not in _iso_639_codes():
+        problems.append(f"language {language!r} is not an ISO 639 code")
     if confidentiality and confidentiality not in Confidentiality.values:
         problems.append(
             f"confidentiality {confidentiality!r} is not one of "
@@ -95,6 +97,25 @@ def repeated_identifier_problem(identifier: str, first_row: int) -> str:
 
 def checksum_problem(expected: str, actual: str) -> str:
     return f"checksum mismatch: the manifest says {expected}, the file's SHA-256 is {actual}"
+
+
+@cache
+def _iso_639_codes() -> frozenset[str]:
+    """Every ISO 639-1, ISO 639-3 and ISO 639-2/B code, lowercase.
+
+    Built on first use, not at import: reading pycountry's table of some 8,000 languages
+    takes tens of milliseconds that a process which never reads a row should not pay.
+    """
+    return frozenset(
+        code.lower()
+        for language in pycountry.languages
+        for code in (
+            getattr(language, "alpha_2", ""),
+            language.alpha_3,
+            getattr(language, "bibliographic", ""),
+        )
+        if code
+    )
 
 
 def _shape_problems(width: int, cells: Sequence[str]) -> list[str]:
