@@ -1,6 +1,7 @@
-"""Copying a source file into storage while hashing it, in one pass over its bytes."""
+"""Copying a source file into storage while hashing it, in one pass over its bytes; its type."""
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -58,6 +59,27 @@ class HashingReader:
 def sniff_content_type(head: bytes) -> str:
     """The MIME type told by the file's first bytes, not by its name."""
     return filetype.guess_mime(head) or UNKNOWN_CONTENT_TYPE
+
+
+def content_type_problems(sniffed: str, declared: str, allowed: Sequence[str]) -> list[str]:
+    """Every problem with a file's sniffed type: not allowed, or not the one the row declares.
+
+    `allowed` holds exact types (`application/pdf`) or wildcards (`image/*`, `*/*`); an empty
+    `declared` means the row declares none. Types compare case-insensitively, parameters apart.
+    """
+    sniffed = _media_type(sniffed)
+    kind = sniffed.partition("/")[0]
+    problems = []
+    if not {sniffed, f"{kind}/*", "*/*"} & {_media_type(pattern) for pattern in allowed}:
+        problems.append(f"the file's type is {sniffed}, which is not allowed here")
+    if declared.strip() and _media_type(declared) != sniffed:
+        problems.append(f"content_type says {declared.strip()} but the file is {sniffed}")
+    return problems
+
+
+def _media_type(text: str) -> str:
+    """`type/subtype` alone, lowercase: `Text/HTML; charset=UTF-8` is `text/html`."""
+    return text.partition(";")[0].strip().lower()
 
 
 def file_facts(raw: BinaryIO) -> FileFacts:
