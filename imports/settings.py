@@ -136,9 +136,9 @@ if str(_default_source) == IMPORT_SOURCE:
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=500)
 IMPORT_MAX_MANIFEST_BYTES = env.int("IMPORT_MAX_MANIFEST_BYTES", default=2 * 1024**3)
 IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=1024**3)
+# Sniffed types a row's file may have; `image/*` takes scans and photographs, TIFF included.
 IMPORT_ALLOWED_CONTENT_TYPES = env.list(
-    "IMPORT_ALLOWED_CONTENT_TYPES",
-    default=["image/jpeg", "image/png", "image/gif", "image/tiff", "image/webp", "application/pdf"],
+    "IMPORT_ALLOWED_CONTENT_TYPES", default=["image/*", "application/pdf"]
 )
 IMPORT_PENDING_TIMEOUT = env.int("IMPORT_PENDING_TIMEOUT", default=3600)
 IMPORT_STALE_AFTER = env.int("IMPORT_STALE_AFTER", default=900)
