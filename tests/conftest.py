@@ -5,6 +5,7 @@ import io
 from pathlib import Path
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
@@ -25,6 +26,18 @@ def client_with(token: str | None) -> APIClient:
     if token:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def storage(tmp_path: Path, settings) -> Path:
+    """Storage of its own for every test, so that tests can count stored files."""
+    location = tmp_path / "media"
+    default = settings.STORAGES["default"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**default, "OPTIONS": {**default["OPTIONS"], "location": str(location)}},
+    }
+    return location
 
 
 @pytest.fixture
@@ -75,3 +88,14 @@ def run_inline(job: Import) -> Import:
     import_finish(str(job.pk))
     job.refresh_from_db()
     return job
+
+
+def stored_files(folder: str = "documents") -> set[str]:
+    """Every file in storage under `folder`, however deep."""
+    if not default_storage.exists(folder):
+        return set()
+    folders, files = default_storage.listdir(folder)
+    found = {f"{folder}/{name}" for name in files}
+    for name in folders:
+        found |= stored_files(f"{folder}/{name}")
+    return found
