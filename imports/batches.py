@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -20,13 +20,32 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from . import tasks
-from .files import FileFacts, file_facts, file_store, stored_name
+from .files import FileFacts, content_type_problems, file_facts, file_store, stored_name
 from .manifest import ManifestFormat, read_rows
-from .models import Batch, Document, Import, ImportPhase, ImportStatus, Row, RowStatus
-from .rows import checksum_problem, repeated_identifier_problem, row_read
+from .models import (
+    Batch,
+    Document,
+    Import,
+    ImportPhase,
+    ImportStatus,
+    OnConflict,
+    Row,
+    RowStatus,
+)
+from .rows import RowValues, checksum_problem, repeated_identifier_problem, row_read
 from .sources import FilesystemSource, SourceProblem, source_from_settings
 
 STAGE_ROWS = 5000
+METADATA_FIELDS = (
+    "title",
+    "description",
+    "author",
+    "created_date",
+    "language",
+    "confidentiality",
+    "extra",
+    "file_name",
+)
 
 
 def import_split(import_id: str) -> None:
@@ -96,9 +115,14 @@ def _dispatch(import_id, total: int) -> None:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What one row comes to; the documents and files it brings are written only at commit."""
+
     status: RowStatus
-    comment: str
+    comment: str = ""
     document: Document | None = None
+    updates: bool = False  # `document` is an existing one, changed in memory
+    stored_file: str = ""  # this row's copy in storage: removed if the batch does not commit
+    replaced_file: str = ""  # the updated document's old file: removed once the batch commits
 
 
 @dataclass
@@ -128,6 +152,9 @@ class BatchContext:
             existing=Document.objects.in_bulk(identifiers, field_name="identifier"),
         )
 
+    def stored_name(self, row: Row, path: Path) -> str:
+        return stored_name(str(self.job.pk), row.number, path.name)
+
 
 def batch_run(batch_id: int) -> None:
     """Import one batch's rows and commit them at once; a repeat of a committed batch is a no-op."""
@@ -139,9 +166,11 @@ def batch_run(batch_id: int) -> None:
         job.rows.filter(number__gte=batch.first_row, number__lte=batch.last_row).order_by("number")
     )
     context = BatchContext.load(job, rows)
-    outcomes = [row_outcome(row, context) for row in rows]
+    outcomes = []
     committed = False
     try:
+        for row in rows:
+            outcomes.append(row_outcome(row, context))
         committed = _commit(batch, rows, outcomes)
     finally:
         if not committed:
@@ -149,71 +178,145 @@ def batch_run(batch_id: int) -> None:
 
 
 def row_outcome(row: Row, context: BatchContext) -> Outcome:
-    """Check one staged row completely and, when nothing is wrong, store its file."""
+    """Check one staged row completely and, when it is to be imported, store its file.
+
+    A dry run makes every check a real run makes, reading each file, but stores nothing.
+    """
     values, problems = row_read(context.columns, row.cells)
     first_row = context.first_rows.get(row.identifier, row.number)
     if values.identifier and first_row < row.number:
         problems.append(repeated_identifier_problem(values.identifier, first_row))
-    path = None
-    if values.file_path:
-        try:
-            path = context.source.resolve(values.file_path)
-        except SourceProblem as problem:
-            problems.append(str(problem))
-    if path is not None and (size := context.source.size(path)) > settings.IMPORT_MAX_FILE_BYTES:
-        problems.append(
-            f"file_path {values.file_path!r}: the file has {size} bytes, more than the "
-            f"{settings.IMPORT_MAX_FILE_BYTES} allowed"
-        )
-        path = None
+    path = _source_file(values.file_path, context.source, problems)
+    if path is None:
+        return Outcome(RowStatus.FAILED, "; ".join(problems))
     existing = context.existing.get(values.identifier)
-    name, facts = "", None
-    if path is not None:
-        with context.source.open(path) as raw:
-            if problems or existing:
-                facts = file_facts(raw)
-            else:
-                name, facts = file_store(
-                    raw, stored_name(str(context.job.pk), row.number, path.name)
-                )
-        if values.checksum and values.checksum != facts.sha256:
-            problems.append(checksum_problem(values.checksum, facts.sha256))
+    # A new document's file is copied while it is hashed; any other row's is only read.
+    store = not (problems or existing or context.job.dry_run)
+    with context.source.open(path) as raw:
+        if store:
+            stored, facts = file_store(raw, context.stored_name(row, path))
+        else:
+            stored, facts = "", file_facts(raw)
+    problems += _file_problems(values, facts)
     if problems:
-        if name:
-            default_storage.delete(name)
+        if stored:
+            default_storage.delete(stored)
         return Outcome(RowStatus.FAILED, "; ".join(problems))
     if existing:
-        return _conflict(values.identifier, existing, facts)
-    return Outcome(RowStatus.IMPORTED, "", _document(context.job, values, name, facts))
+        return _conflict(row, values, existing, facts, path, context)
+    if context.job.dry_run:
+        return Outcome(RowStatus.VALID)
+    document = Document(identifier=values.identifier)
+    _fill(document, context.job, values, facts, stored)
+    return Outcome(RowStatus.IMPORTED, str(document.uuid), document, stored_file=stored)
 
 
-def _conflict(identifier: str, existing: Document, facts: FileFacts) -> Outcome:
-    if existing.sha256 == facts.sha256:
+def _source_file(file_path: str, source: FilesystemSource, problems: list[str]) -> Path | None:
+    """The row's file, if it can be read; what stands in the way is added to `problems`."""
+    if not file_path:
+        return None
+    try:
+        path = source.resolve(file_path)
+    except SourceProblem as problem:
+        problems.append(str(problem))
+        return None
+    if (size := source.size(path)) > settings.IMPORT_MAX_FILE_BYTES:
+        problems.append(
+            f"file_path {file_path!r}: the file has {size} bytes, more than the "
+            f"{settings.IMPORT_MAX_FILE_BYTES} allowed"
+        )
+        return None
+    return path
+
+
+def _file_problems(values: RowValues, facts: FileFacts) -> list[str]:
+    problems = content_type_problems(
+        facts.content_type, values.content_type, settings.IMPORT_ALLOWED_CONTENT_TYPES
+    )
+    if values.checksum and values.checksum != facts.sha256:
+        problems.insert(0, checksum_problem(values.checksum, facts.sha256))
+    return problems
+
+
+def _conflict(
+    row: Row,
+    values: RowValues,
+    existing: Document,
+    facts: FileFacts,
+    path: Path,
+    context: BatchContext,
+) -> Outcome:
+    """A row whose identifier is already a document: skipped, failed or updated, per policy."""
+    same_file = existing.sha256 == facts.sha256
+    if same_file and _metadata(values) == _metadata_of(existing):
         return Outcome(RowStatus.SKIPPED, f"identical document {existing.uuid} is already imported")
+    policy = context.job.on_conflict
+    differs = "its file differs" if not same_file else "its metadata differs"
+    if policy == OnConflict.FAIL:
+        return Outcome(
+            RowStatus.FAILED,
+            f"identifier {values.identifier!r} is already used by document {existing.uuid} "
+            f"({differs}); on_conflict=update would replace it",
+        )
+    if policy == OnConflict.SKIP:
+        return Outcome(
+            RowStatus.SKIPPED,
+            f"identifier {values.identifier!r} is already used by document {existing.uuid} "
+            f"({differs}); kept as it is (on_conflict=skip)",
+        )
+    if context.job.dry_run:
+        return Outcome(RowStatus.VALID, f"would update document {existing.uuid} ({differs})")
+    if same_file:
+        _fill(existing, context.job, values, facts, existing.file.name)
+        return Outcome(RowStatus.IMPORTED, str(existing.uuid), existing, updates=True)
+    with context.source.open(path) as raw:
+        stored, copied = file_store(raw, context.stored_name(row, path))
+    if copied.sha256 != facts.sha256:
+        default_storage.delete(stored)
+        return Outcome(
+            RowStatus.FAILED, f"file_path {values.file_path!r}: the file changed while being read"
+        )
+    replaced = existing.file.name
+    _fill(existing, context.job, values, facts, stored)
     return Outcome(
-        RowStatus.FAILED,
-        f"identifier {identifier!r} is already used by document {existing.uuid}, "
-        "whose file differs",
+        RowStatus.IMPORTED,
+        str(existing.uuid),
+        existing,
+        updates=True,
+        stored_file=stored,
+        replaced_file=replaced,
     )
 
 
-def _document(job: Import, values, name: str, facts: FileFacts) -> Document:
-    return Document(
-        identifier=values.identifier,
-        title=values.title,
-        description=values.description,
-        author=values.author,
-        created_date=values.created_date,
-        language=values.language,
-        confidentiality=values.confidentiality,
-        content_type=facts.content_type,
-        size=facts.size,
-        sha256=facts.sha256,
-        file=name,
-        file_name=PurePosixPath(values.file_path.replace("\\", "/")).name,
-        extra=values.extra,
-        import_job=job,
-    )
+def _metadata(values: RowValues) -> dict:
+    """What a row says of its document, besides identifier and file (METADATA_FIELDS)."""
+    return {
+        "title": values.title,
+        "description": values.description,
+        "author": values.author,
+        "created_date": values.created_date,
+        "language": values.language,
+        "confidentiality": values.confidentiality,
+        "extra": values.extra,
+        "file_name": PurePosixPath(values.file_path.replace("\\", "/")).name,
+    }
+
+
+def _metadata_of(document: Document) -> dict:
+    return {name: getattr(document, name) for name in METADATA_FIELDS}
+
+
+def _fill(
+    document: Document, job: Import, values: RowValues, facts: FileFacts, stored: str
+) -> None:
+    """Write a row's metadata and file facts onto a document, new or existing."""
+    for name, value in _metadata(values).items():
+        setattr(document, name, value)
+    document.import_job = job
+    document.content_type = facts.content_type
+    document.size = facts.size
+    document.sha256 = facts.sha256
+    document.file = stored
 
 
 def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
@@ -224,28 +327,46 @@ def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
             return False
         if Batch.objects.select_for_update().get(pk=batch.pk).committed_at:
             return False
-        Document.objects.bulk_create([o.document for o in outcomes if o.document])
+        now = timezone.now()
+        _documents_write(outcomes, now)
         for row, outcome in zip(rows, outcomes, strict=True):
             row.status = outcome.status
-            row.comment = str(outcome.document.uuid) if outcome.document else outcome.comment
+            row.comment = outcome.comment
         Row.objects.bulk_update(rows, ["status", "comment"])
         counts = Counter(outcome.status for outcome in outcomes)
-        now = timezone.now()
         Import.objects.filter(pk=job.pk).update(
             processed_rows=F("processed_rows") + len(outcomes),
-            imported_rows=F("imported_rows") + counts[RowStatus.IMPORTED],
+            # In a dry run, `imported_rows` counts the rows that would be imported.
+            imported_rows=F("imported_rows") + counts[RowStatus.IMPORTED] + counts[RowStatus.VALID],
             skipped_rows=F("skipped_rows") + counts[RowStatus.SKIPPED],
             failed_rows=F("failed_rows") + counts[RowStatus.FAILED],
             heartbeat_at=now,
         )
         Batch.objects.filter(pk=batch.pk).update(committed_at=now)
+        replaced = [outcome.replaced_file for outcome in outcomes if outcome.replaced_file]
+        # An updated document's old file goes only once its new one is committed.
+        transaction.on_commit(partial(_files_delete, replaced))
         if not Batch.objects.filter(import_job=job, committed_at__isnull=True).exists():
             transaction.on_commit(partial(tasks.import_finish_task.delay, str(job.pk)))
     return True
 
 
+def _documents_write(outcomes: list[Outcome], now) -> None:
+    Document.objects.bulk_create([o.document for o in outcomes if o.document and not o.updates])
+    updated = [o.document for o in outcomes if o.document and o.updates]
+    for document in updated:
+        document.updated_at = now  # bulk_update skips auto_now
+    Document.objects.bulk_update(
+        updated,
+        [*METADATA_FIELDS, "import_job", "content_type", "size", "sha256", "file", "updated_at"],
+    )
+
+
 def _discard(outcomes: list[Outcome]) -> None:
     """Remove the copies of a batch that did not commit."""
-    for outcome in outcomes:
-        if outcome.document:
-            default_storage.delete(outcome.document.file.name)
+    _files_delete([outcome.stored_file for outcome in outcomes if outcome.stored_file])
+
+
+def _files_delete(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)

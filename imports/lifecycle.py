@@ -37,10 +37,6 @@ def import_create(
     callback_url: str = "",
 ) -> Import:
     """Open a new import, or raise AnotherImportOpen while one is pending or active."""
-    if dry_run:
-        raise OptionNotSupported("dry_run is not supported yet.")
-    if on_conflict != OnConflict.FAIL:
-        raise OptionNotSupported("on_conflict supports only 'fail' for now.")
     if callback_url:
         raise OptionNotSupported("callback_url is not supported yet.")
     imports_expire_pending()

@@ -15,9 +15,16 @@ class ErrorOutput(serializers.Serializer):
 
 class ImportCreateInput(serializers.Serializer):
     dry_run = serializers.BooleanField(
-        default=False, help_text="Only false for now: true is refused (option_not_supported)."
+        default=False,
+        help_text="Check every row as a real run would (files read, checksums verified, "
+        "conflicts found), reporting each `valid` or `failed`, and write nothing.",
     )
-    on_conflict = serializers.ChoiceField(choices=OnConflict.choices, default=OnConflict.FAIL)
+    on_conflict = serializers.ChoiceField(
+        choices=OnConflict.choices,
+        default=OnConflict.FAIL,
+        help_text="What a row whose identifier is already a document does, unless it is "
+        "identical (then it is `skipped`): `fail` the row, `skip` it, or `update` the document.",
+    )
     batch_size = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
     callback_url = serializers.URLField(
         required=False, help_text="Not supported yet: refused with 400 option_not_supported."

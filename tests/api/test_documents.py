@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 from imports.models import Document
 from tests.conftest import csv_bytes, png_bytes, run_inline, sha256
 
-from .conftest import assert_error, create, job_of, streamed, upload, url
+from .conftest import MANIFEST_LINES, assert_error, create, job_of, streamed, upload, url
 
 DOCUMENT_FIELDS = {
     "uuid",
@@ -171,7 +171,7 @@ def test_stored_files_do_not_take_the_bare_source_name(api, pending, source):
 
 def test_skipped_rows_leave_the_document_with_its_first_import(api, finished):
     second = create(api)
-    upload(api, second["uuid"], csv_bytes("identifier,file_path,title", "doc-1,scans/a.png,First"))
+    upload(api, second["uuid"], csv_bytes(*MANIFEST_LINES[:2]))
     job = run_inline(job_of(second["uuid"]))
     assert job.skipped_rows == 1
     assert api.get(url("documents", document_uuid("doc-1"))).json()["import"] == str(finished.uuid)

@@ -116,20 +116,24 @@ def test_create_with_malformed_json_is_400(api):
     assert Import.objects.count() == 0
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"dry_run": True},
-        {"on_conflict": "skip"},
-        {"on_conflict": "update"},
-        {"callback_url": "https://example.org/hook"},
-    ],
-    ids=["dry_run", "skip", "update", "callback_url"],
-)
-def test_create_with_an_option_not_built_yet_is_400(api, options):
-    response = api.post(url("imports", "create"), options, format="json")
+def test_create_with_a_callback_url_is_400_until_callbacks_are_built(api):
+    response = api.post(
+        url("imports", "create"), {"callback_url": "https://example.org/hook"}, format="json"
+    )
     assert_error(response, 400, "option_not_supported")
     assert Import.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"dry_run": True}, {"on_conflict": "skip"}, {"on_conflict": "update"}],
+    ids=["dry_run", "skip", "update"],
+)
+def test_create_keeps_the_dry_run_and_conflict_options(api, options):
+    data = create(api, **options)
+    assert {name: data[name] for name in options} == options
+    job = Import.objects.get(pk=data["uuid"])
+    assert {name: getattr(job, name) for name in options} == options
 
 
 def test_create_with_an_unknown_option_is_400_naming_it(api):

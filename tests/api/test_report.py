@@ -181,24 +181,17 @@ def _single_row_report(api, pending, source, line: str, data: bytes) -> list[str
     return report_rows(api.get(url("imports", job.uuid, "report")))[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet (issue 3): sniffed types outside IMPORT_ALLOWED_CONTENT_TYPES "
-    "should fail their row",
-)
 def test_row_with_a_content_type_not_allowed_fails(api, pending, source):
     row = _single_row_report(api, pending, source, "d,f/file.bin,T,", b"plain text, not a scan\n")
-    assert row[-2] == "failed"
+    assert row[-2:] == [
+        "failed",
+        "the file's type is application/octet-stream, which is not allowed here",
+    ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet (issue 3): a declared content_type that differs from the "
-    "sniffed one should fail the row",
-)
 def test_row_whose_declared_type_differs_from_the_sniffed_one_fails(api, pending, source):
     row = _single_row_report(api, pending, source, "d,f/file.bin,T,application/pdf", png_bytes("x"))
-    assert row[-2] == "failed"
+    assert row[-2:] == ["failed", "content_type says application/pdf but the file is image/png"]
 
 
 def test_options_on_the_report_with_accept_text_csv_is_not_a_server_error(api, finished):
