@@ -1,6 +1,7 @@
 """Resolving a row's file_path inside a filesystem source. Uses tmp_path, no database."""
 
 import os
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,83 @@ def test_nested_folders_and_non_ascii_names_resolve(root):
     # then
     assert resolved == target.resolve()
     assert resolved.read_bytes() == b"pdf"
+
+
+SCAN = "Café Überweg/scan 01 – ½.png"
+
+
+def spelled(form: str, text: str) -> str:
+    """`text` in one Unicode normal form, checked to differ from the other one."""
+    other = {"NFC": "NFD", "NFD": "NFC"}[form]
+    assert unicodedata.normalize(form, text) != unicodedata.normalize(other, text)
+    return unicodedata.normalize(form, text)
+
+
+@pytest.mark.parametrize(("stored", "written"), [("NFD", "NFC"), ("NFC", "NFD")])
+def test_a_name_stored_in_one_unicode_form_resolves_when_written_in_the_other(
+    root, stored, written
+):
+    # given a folder and file with spaces and accents, stored in one form
+    target = root / spelled(stored, SCAN)
+    target.parent.mkdir()
+    target.write_bytes(b"png")
+    assert not (root / spelled(written, SCAN)).exists()
+
+    # when the manifest writes the other form
+    resolved = FilesystemSource(root).resolve(spelled(written, SCAN))
+
+    # then
+    assert resolved == target.resolve()
+    assert resolved.read_bytes() == b"png"
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
+def test_the_spelling_as_written_wins_when_both_are_stored(root, form):
+    for stored in ("NFC", "NFD"):
+        target = root / spelled(stored, SCAN)
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(stored.encode())
+
+    resolved = FilesystemSource(root).resolve(spelled(form, SCAN))
+
+    assert resolved.read_bytes() == form.encode()
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
+def test_a_name_missing_in_every_spelling_is_no_such_file(root, form):
+    (root / spelled("NFC", "Café Überweg")).mkdir()
+
+    assert problem_of(root, spelled(form, SCAN)).endswith("no such file")
+
+
+def test_a_folder_in_the_other_spelling_is_not_a_file(root):
+    (root / spelled("NFD", "Café Überweg")).mkdir()
+
+    assert problem_of(root, spelled("NFC", "Café Überweg")).endswith("is a directory, not a file")
+
+
+@pytest.mark.parametrize(
+    "file_path",
+    ["../Café Überweg.txt", "scans/../../Café Überweg.txt", "scans\\..\\..\\Café Überweg.txt"],
+)
+def test_climbing_out_in_the_other_unicode_spelling_is_refused(root, tmp_path, file_path):
+    # given a file outside the source, stored in NFC
+    (tmp_path / spelled("NFC", "Café Überweg.txt")).write_text("outside")
+
+    # when the manifest climbs out to it in NFD, then
+    assert problem_of(root, spelled("NFD", file_path)).endswith("path outside source")
+
+
+def test_a_symlink_out_found_through_the_other_spelling_is_refused(root, tmp_path):
+    os.symlink(tmp_path / "secret.txt", root / spelled("NFD", "Überweg.txt"))
+
+    assert problem_of(root, spelled("NFC", "Überweg.txt")).endswith("path outside source")
+
+
+def test_a_dangling_symlink_out_in_the_other_spelling_is_refused(root, tmp_path):
+    os.symlink(tmp_path / "gone.txt", root / spelled("NFC", "Überweg.txt"))
+
+    assert problem_of(root, spelled("NFD", "Überweg.txt")).endswith("path outside source")
 
 
 @pytest.mark.parametrize(
