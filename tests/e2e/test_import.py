@@ -149,6 +149,35 @@ def test_the_same_manifest_again_skips_what_is_there(service):
     assert len(lines) == 1 + 9
 
 
+def test_a_dry_run_of_a_changed_manifest_reports_what_an_update_would_do(service):
+    # given the archive of the first test is imported, and one row's title is changed
+    files = {"1999/scan-001.png": png_bytes("3")}
+    manifest = manifest_for(files).replace(b'"Second, quoted"', b'"Second, renamed"')
+    documents = service.request("GET", "/api/v1/documents/?identifier=D-2").json()["results"]
+    options = b'{"dry_run": true, "on_conflict": "update"}'
+    job = service.request(
+        "POST", "/api/v1/imports/create", options, {"Content-Type": "application/json"}
+    ).json()
+
+    # when it is uploaded for a dry run
+    assert (
+        service.request("POST", job["upload_url"], manifest, {"Content-Type": "text/csv"}).status
+        == 202
+    )
+    status = service.wait_ended(job["status_url"])
+
+    # then the changed row would update its document, the others are skipped or failed as before
+    assert (status["status"], status["dry_run"]) == ("finished", True)
+    assert (status["imported_rows"], status["skipped_rows"], status["failed_rows"]) == (1, 3, 9)
+    rows = {row["identifier"]: row for row in report_rows(service, job["report_url"])}
+    assert rows["D-2"]["import_status"] == "valid"
+    assert rows["D-2"]["import_comment"].startswith(f"would update document {documents[0]['uuid']}")
+    assert rows["D-5"]["import_status"] == "failed"
+    # and nothing was written
+    after = service.request("GET", "/api/v1/documents/?identifier=D-2").json()["results"]
+    assert after == documents
+
+
 def test_sixteen_concurrent_creates_give_exactly_one_201(service):
     barrier = threading.Barrier(16)
     statuses: list[int] = []
