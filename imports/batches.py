@@ -6,9 +6,10 @@ A redelivered batch (worker killed, message sent twice) therefore changes nothin
 its copies are named per (import, row), so a retry rewrites its own files and no other.
 """
 
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 from pathlib import Path, PurePosixPath
@@ -36,6 +37,7 @@ from .rows import RowValues, checksum_problem, repeated_identifier_problem, row_
 from .sources import FilesystemSource, SourceProblem, source_from_settings
 
 STAGE_ROWS = 5000
+HEARTBEAT_SECONDS = 30
 METADATA_FIELDS = (
     "title",
     "description",
@@ -85,12 +87,13 @@ def import_split(import_id: str) -> None:
                     for number, rows in group
                 )
             total += sum(len(rows) for _, rows in group)
+            _heartbeat(job.pk)
     with transaction.atomic():
         counted = Import.objects.filter(
             pk=job.pk, status=ImportStatus.ACTIVE, phase=ImportPhase.COUNTING
         ).update(total_rows=total, phase=ImportPhase.IMPORTING, heartbeat_at=timezone.now())
         if counted:
-            transaction.on_commit(partial(_dispatch, job.pk, total))
+            transaction.on_commit(partial(batches_dispatch, job.pk))
 
 
 def _identifier(cells: list[str], at: int) -> str:
@@ -104,13 +107,20 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _dispatch(import_id, total: int) -> None:
-    if total == 0:
-        tasks.import_finish_task.delay(str(import_id))
-        return
-    batch_ids = Batch.objects.filter(import_job_id=import_id).values_list("pk", flat=True)
-    for batch_id in batch_ids.iterator():
+def batches_dispatch(import_id) -> None:
+    """Queue every batch not yet committed; with none left, queue the report."""
+    uncommitted = Batch.objects.filter(import_job_id=import_id, committed_at__isnull=True)
+    queued = 0
+    for batch_id in uncommitted.values_list("pk", flat=True).iterator():
         tasks.batch_run_task.delay(str(import_id), batch_id)
+        queued += 1
+    if not queued:
+        tasks.import_finish_task.delay(str(import_id))
+
+
+def _heartbeat(import_id) -> None:
+    """Tell stale-import detection that this import's work is alive."""
+    Import.objects.filter(pk=import_id).update(heartbeat_at=timezone.now())
 
 
 @dataclass(frozen=True)
@@ -130,13 +140,15 @@ class BatchContext:
     """What every row of a batch is checked against, loaded with one query each."""
 
     job: Import
+    folder: str
     columns: tuple[str, ...]
     source: FilesystemSource
     first_rows: dict[str, int]
     existing: dict[str, Document]
+    beaten_at: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def load(cls, job: Import, rows: list[Row]) -> "BatchContext":
+    def load(cls, job: Import, batch: Batch, rows: list[Row]) -> "BatchContext":
         identifiers = {row.identifier for row in rows if row.identifier}
         first_rows = (
             Row.objects.filter(import_job=job, identifier__in=identifiers)
@@ -146,6 +158,7 @@ class BatchContext:
         )
         return cls(
             job=job,
+            folder=attempt_folder(batch),
             columns=tuple(ManifestFormat.from_json(job.manifest_format).columns),
             source=source_from_settings(),
             first_rows=dict(first_rows),
@@ -153,7 +166,18 @@ class BatchContext:
         )
 
     def stored_name(self, row: Row, path: Path) -> str:
-        return stored_name(str(self.job.pk), row.number, path.name)
+        return stored_name(self.folder, row.number, path.name)
+
+    def beat(self) -> None:
+        """Record a heartbeat now and then, so a long batch is not taken for a lost one."""
+        if time.monotonic() - self.beaten_at > HEARTBEAT_SECONDS:
+            _heartbeat(self.job.pk)
+            self.beaten_at = time.monotonic()
+
+
+def attempt_folder(batch: Batch, attempt: int | None = None) -> str:
+    """Where one attempt at a batch stores its copies: two attempts never share a file."""
+    return f"{batch.import_job_id}/{batch.number:06d}-{attempt or batch.attempts}"
 
 
 def batch_run(batch_id: int) -> None:
@@ -162,19 +186,46 @@ def batch_run(batch_id: int) -> None:
     job = batch.import_job
     if batch.committed_at or job.status != ImportStatus.ACTIVE:
         return
+    batch = _attempt_start(batch)
     rows = list(
         job.rows.filter(number__gte=batch.first_row, number__lte=batch.last_row).order_by("number")
     )
-    context = BatchContext.load(job, rows)
+    context = BatchContext.load(job, batch, rows)
     outcomes = []
     committed = False
     try:
         for row in rows:
             outcomes.append(row_outcome(row, context))
+            context.beat()
         committed = _commit(batch, rows, outcomes)
     finally:
         if not committed:
             _discard(outcomes)
+
+
+def _attempt_start(batch: Batch) -> Batch:
+    """Number this attempt under a row lock, so concurrent attempts get different numbers."""
+    with transaction.atomic():
+        locked = Batch.objects.select_for_update().select_related("import_job").get(pk=batch.pk)
+        locked.attempts += 1
+        locked.save(update_fields=["attempts"])
+    _heartbeat(locked.import_job_id)
+    return locked
+
+
+def attempts_sweep(import_id) -> None:
+    """Remove what attempts that never committed left in storage (a worker killed mid-batch)."""
+    retried = Batch.objects.filter(import_job_id=import_id).exclude(attempts=0)
+    retried = retried.exclude(attempts=1, committed_attempt=1)
+    for batch in retried.iterator():
+        for attempt in range(1, batch.attempts + 1):
+            if attempt != batch.committed_attempt:
+                _folder_delete(f"documents/{attempt_folder(batch, attempt)}")
+
+
+def _folder_delete(folder: str) -> None:
+    if default_storage.exists(folder):
+        _files_delete([f"{folder}/{name}" for name in default_storage.listdir(folder)[1]])
 
 
 def row_outcome(row: Row, context: BatchContext) -> Outcome:
@@ -342,7 +393,7 @@ def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
             failed_rows=F("failed_rows") + counts[RowStatus.FAILED],
             heartbeat_at=now,
         )
-        Batch.objects.filter(pk=batch.pk).update(committed_at=now)
+        Batch.objects.filter(pk=batch.pk).update(committed_at=now, committed_attempt=batch.attempts)
         replaced = [outcome.replaced_file for outcome in outcomes if outcome.replaced_file]
         # An updated document's old file goes only once its new one is committed.
         transaction.on_commit(partial(_files_delete, replaced))

@@ -40,6 +40,14 @@ class ImportAlreadyEnded(ImportConflict):
     default_detail = "This import has already ended."
 
 
+class ImportNotResumable(ImportConflict):
+    code = "import_not_resumable"
+    default_detail = (
+        "Only an import that ended in error, or an active one whose batches stopped reporting, "
+        "can be resumed."
+    )
+
+
 class ReportNotReady(ImportConflict):
     code = "report_not_ready"
     default_detail = "The report is being written; try again in a moment."

@@ -1,4 +1,4 @@
-"""State changes of an Import: create, upload, finish, fail, cancel, delete.
+"""State changes of an Import: create, upload, finish, fail, resume, cancel, delete.
 
 The database settles every race: the open-import lock is a unique constraint, and each
 transition is a conditional UPDATE from the state it expects, so two callers cannot both win.
@@ -6,19 +6,23 @@ transition is a conditional UPDATE from the state it expects, so two callers can
 
 import secrets
 from datetime import timedelta
+from functools import partial
 from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import tasks
+from .batches import attempts_sweep, batches_dispatch
 from .errors import (
     AnotherImportOpen,
     ImportAlreadyEnded,
     ImportNotPending,
+    ImportNotResumable,
     ImportStillOpen,
     OptionNotSupported,
 )
@@ -112,6 +116,7 @@ def import_finish(import_id: str) -> None:
     ).update(phase=ImportPhase.REPORTING)
     if not moved:
         return  # another worker is finishing it, or it ended otherwise
+    attempts_sweep(import_id)
     report_write(Import.objects.get(pk=import_id))
     Import.objects.filter(
         pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.REPORTING
@@ -124,7 +129,53 @@ def import_fail(import_id: str, reason: str) -> None:
         status=ImportStatus.ERROR, phase=ImportPhase.NONE, error=reason, finished_at=timezone.now()
     )
     if ended:
+        attempts_sweep(import_id)
         report_write(Import.objects.get(pk=import_id))
+
+
+def import_resume(job: Import) -> Import:
+    """Continue an import that ended in error, or a stale active one, from what is not committed.
+
+    Committed batches stay as they are; the others run again (their earlier copies are swept),
+    so every row ends exactly once.
+    """
+    job.refresh_from_db()
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.IMPORT_STALE_AFTER)
+    resumable = Q(status=ImportStatus.ERROR) | Q(
+        status=ImportStatus.ACTIVE, heartbeat_at__lt=stale_before
+    )
+    # A split that never finished starts over; otherwise the uncommitted batches are queued.
+    phase = ImportPhase.COUNTING if job.total_rows is None else ImportPhase.IMPORTING
+    try:
+        with transaction.atomic():
+            resumed = (
+                Import.objects.filter(resumable, pk=job.pk)
+                .exclude(manifest="")
+                .update(
+                    status=ImportStatus.ACTIVE,
+                    phase=phase,
+                    error="",
+                    report="",
+                    finished_at=None,
+                    heartbeat_at=now,
+                )
+            )
+            if resumed:
+                transaction.on_commit(partial(_continue, str(job.pk), phase))
+    except IntegrityError:
+        raise AnotherImportOpen() from None
+    if not resumed:
+        raise ImportNotResumable()
+    job.refresh_from_db()
+    return job
+
+
+def _continue(import_id: str, phase: str) -> None:
+    if phase == ImportPhase.COUNTING:
+        tasks.import_split_task.delay(import_id)
+    else:
+        batches_dispatch(import_id)
 
 
 def import_cancel(job: Import) -> Import:
@@ -135,6 +186,7 @@ def import_cancel(job: Import) -> Import:
     if not ended:
         raise ImportAlreadyEnded()
     job.refresh_from_db()
+    attempts_sweep(job.pk)
     if job.manifest:
         report_write(job)
         job.refresh_from_db()

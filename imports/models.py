@@ -5,7 +5,7 @@ concurrent creates cannot both win), counters that add up, one result per manife
 """
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -119,6 +119,14 @@ class Import(models.Model):
         elapsed_s = ((self.finished_at or now) - self.started_at).total_seconds()
         return round(self.processed_rows / elapsed_s, 1) if elapsed_s > 0 else None
 
+    def is_stale(self, now: datetime) -> bool:
+        """Active, but no batch has reported for IMPORT_STALE_AFTER: its work was lost."""
+        return (
+            self.status == ImportStatus.ACTIVE
+            and self.heartbeat_at is not None
+            and now - self.heartbeat_at > timedelta(seconds=settings.IMPORT_STALE_AFTER)
+        )
+
     def eta_seconds(self, now: datetime) -> float | None:
         rate = self.rows_per_second(now)
         if self.status != ImportStatus.ACTIVE or not rate or self.total_rows is None:
@@ -134,6 +142,12 @@ class Batch(models.Model):
     first_row = models.PositiveBigIntegerField()
     last_row = models.PositiveBigIntegerField()
     committed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(
+        default=0,
+        help_text="How many times a worker started this batch; each copies its files "
+        "into a folder of its own.",
+    )
+    committed_attempt = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["import_job", "number"]
@@ -141,6 +155,11 @@ class Batch(models.Model):
             models.UniqueConstraint(fields=["import_job", "number"], name="one_batch_per_number"),
             models.CheckConstraint(
                 condition=Q(first_row__lte=F("last_row")), name="batch_rows_ordered"
+            ),
+            models.CheckConstraint(
+                condition=Q(committed_at__isnull=True, committed_attempt__isnull=True)
+                | Q(committed_attempt__gte=1, committed_attempt__lte=F("attempts")),
+                name="batch_committed_by_an_attempt",
             ),
         ]
 

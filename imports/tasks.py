@@ -1,25 +1,48 @@
 """Celery tasks: thin wrappers that take ids; every decision lives in batches and lifecycle.
 
-Any exception a task cannot handle ends its import in `error` (with the exception's kind, never
-its text, which may hold a path), so no crash leaves an import active forever.
+A database that goes away is waited for: the task is retried with growing delays. Any exception
+a task cannot handle, or a database still gone after the retries, ends its import in `error`
+(with the exception's kind, never its text, which may hold a path). If even that cannot be
+written, the import stops reporting and is shown stale, to be resumed.
 """
 
 import logging
 
 from celery import Task, shared_task
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 logger = logging.getLogger(__name__)
+
+DATABASE_GONE = (OperationalError, InterfaceError)
 
 
 class ImportTask(Task):
     """A task whose first argument is an import id; failure ends that import in `error`."""
+
+    autoretry_for = DATABASE_GONE
+    max_retries = 5
+    retry_backoff = 2  # seconds: then 4, 8, 16, 32, each with jitter
+    retry_backoff_max = 60
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         from .lifecycle import import_fail
 
         import_id = args[0]
         logger.error("task %s failed for import %s", self.name, import_id, exc_info=exc)
-        import_fail(import_id, f"{self.description} failed ({type(exc).__name__}).")
+        try:
+            import_fail(import_id, failure_reason(self.description, exc))
+        except DatabaseError:
+            logger.exception("import %s could not be marked as failed", import_id)
+
+
+def failure_reason(description: str, exc: BaseException) -> str:
+    """Why an import ended in error, in words for the operator; never the exception's text."""
+    if isinstance(exc, DATABASE_GONE):
+        return (
+            f"{description} failed: the database could not be reached "
+            f"({type(exc).__name__}). Resume the import once the database is back."
+        )
+    return f"{description} failed ({type(exc).__name__})."
 
 
 @shared_task(base=ImportTask, description="counting the manifest's rows")

@@ -3,13 +3,13 @@
 import io
 
 import pytest
-from django.core.files.storage import default_storage
 
 from imports.batches import batch_run, import_split
 from imports.lifecycle import import_cancel, import_create, import_upload
 from imports.models import Batch, Document, Import, ImportStatus, Row
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256
+from .conftest import stored_files as stored_files_under
 
 pytestmark = pytest.mark.django_db
 
@@ -21,9 +21,8 @@ def uploaded(manifest: bytes, batch_size: int = 2) -> Import:
     return import_upload(job, io.BytesIO(manifest))
 
 
-def stored_files(job: Import) -> list[str]:
-    folder = f"documents/{job.pk}"
-    return sorted(default_storage.listdir(folder)[1]) if default_storage.exists(folder) else []
+def stored_files(job: Import) -> set[str]:
+    return stored_files_under(f"documents/{job.pk}")
 
 
 def test_rows_become_documents_with_their_files_copied_byte_for_byte(source):
@@ -109,7 +108,7 @@ def test_identical_document_is_skipped_and_a_different_one_fails(source):
     assert third.failed_rows == 1
     assert "already used by document" in third.rows.get().comment
     assert Document.objects.count() == 2
-    assert stored_files(third) == []
+    assert stored_files(third) == set()
 
 
 def test_a_redelivered_batch_changes_nothing(source):

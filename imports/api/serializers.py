@@ -48,6 +48,7 @@ def _absolute(request, name: str, uuid) -> str:
 
 class ImportOutput(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
+    stale = serializers.SerializerMethodField()
     rows_per_second = serializers.SerializerMethodField()
     eta_seconds = serializers.SerializerMethodField()
     upload_url = serializers.SerializerMethodField()
@@ -69,6 +70,7 @@ class ImportOutput(serializers.ModelSerializer):
             "skipped_rows",
             "failed_rows",
             "progress",
+            "stale",
             "rows_per_second",
             "eta_seconds",
             "created_at",
@@ -84,6 +86,15 @@ class ImportOutput(serializers.ModelSerializer):
     @extend_schema_field(serializers.FloatField(help_text="0 to 100."))
     def get_progress(self, job: Import) -> float:
         return job.progress_percent()
+
+    @extend_schema_field(
+        serializers.BooleanField(
+            help_text="Active, but no batch has reported for IMPORT_STALE_AFTER seconds: "
+            "its work was lost (a worker or the broker died). Resume or cancel it."
+        )
+    )
+    def get_stale(self, job: Import) -> bool:
+        return job.is_stale(timezone.now())
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_rows_per_second(self, job: Import) -> float | None:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("imports/<uuid:uuid>/status", views.ImportStatusApi.as_view(), name="import-status"),
     path("imports/<uuid:uuid>/report", views.ImportReportApi.as_view(), name="import-report"),
     path("imports/<uuid:uuid>/cancel", views.ImportCancelApi.as_view(), name="import-cancel"),
+    path("imports/<uuid:uuid>/resume", views.ImportResumeApi.as_view(), name="import-resume"),
     path("documents/", views.DocumentListApi.as_view(), name="document-list"),
     path("documents/<uuid:uuid>", views.DocumentDetailApi.as_view(), name="document-detail"),
     path(

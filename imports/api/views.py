@@ -101,6 +101,16 @@ class ImportCancelApi(ImportApi):
         return self.respond(lifecycle.import_cancel(self.get_import(uuid)))
 
 
+class ImportResumeApi(ImportApi):
+    @extend_schema(
+        request=None,
+        responses={202: ImportOutput, **_errors(401, 403, 404, 409)},
+        summary="Resume an import that ended in error, or a stale active one",
+    )
+    def post(self, request, uuid):
+        return self.respond(lifecycle.import_resume(self.get_import(uuid)), status=202)
+
+
 class ImportReportApi(ImportApi):
     renderer_classes = [JSONRenderer, CsvRenderer]
 

@@ -22,6 +22,7 @@ ENDPOINTS = [
     ("get", url("imports", UNKNOWN, "status")),
     ("get", url("imports", UNKNOWN, "report")),
     ("post", url("imports", UNKNOWN, "cancel")),
+    ("post", url("imports", UNKNOWN, "resume")),
     ("get", url("documents/")),
     ("get", url("documents", UNKNOWN)),
     ("get", url("documents", UNKNOWN, "content")),
@@ -74,6 +75,12 @@ def test_read_only_cannot_upload(reader_api, pending):
         content_type="text/csv",
     )
     assert_error(response, 403, "permission_denied")
+
+
+def test_read_only_cannot_resume(reader_api, pending):
+    assert_error(
+        reader_api.post(url("imports", pending["uuid"], "resume")), 403, "permission_denied"
+    )
 
 
 def test_read_only_cannot_cancel(reader_api, pending):
@@ -141,6 +148,7 @@ def test_schema_lists_the_endpoints(anonymous_api, db):
         "/api/v1/imports/{uuid}/status",
         "/api/v1/imports/{uuid}/report",
         "/api/v1/imports/{uuid}/cancel",
+        "/api/v1/imports/{uuid}/resume",
         "/api/v1/imports/{uuid}",
         "/api/v1/imports/",
         "/api/v1/documents/",

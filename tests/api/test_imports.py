@@ -25,6 +25,7 @@ STATUS_FIELDS = {
     "skipped_rows",
     "failed_rows",
     "progress",
+    "stale",
     "rows_per_second",
     "eta_seconds",
     "created_at",
@@ -466,3 +467,43 @@ def test_methods_not_allowed_are_json_405(api, pending):
     assert_error(api.get(url("imports", "create")), 405, "method_not_allowed")
     assert_error(api.put(url("imports", pending["uuid"]), {}), 405, "method_not_allowed")
     assert body(api.get(url("imports", pending["uuid"], "cancel")))["code"] == "method_not_allowed"
+
+
+# --- resume -----------------------------------------------------------------------------------
+
+
+def test_resume_an_import_that_ended_in_error(api, active, settings):
+    Import.objects.filter(pk=active["uuid"]).update(status="error", error="a batch failed")
+    response = api.post(url("imports", active["uuid"], "resume"))
+    assert response.status_code == 202
+    data = response.json()
+    assert (data["status"], data["error"], data["finished_at"]) == ("active", "", None)
+    assert run_inline(job_of(active["uuid"])).status == "finished"
+
+
+def test_an_active_import_that_stopped_reporting_shows_stale_and_resumes(api, active, settings):
+    assert api.get(url("imports", active["uuid"], "status")).json()["stale"] is False
+    long_ago = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_AFTER + 1)
+    Import.objects.filter(pk=active["uuid"]).update(heartbeat_at=long_ago)
+    assert api.get(url("imports", active["uuid"], "status")).json()["stale"] is True
+    response = api.post(url("imports", active["uuid"], "resume"))
+    assert response.status_code == 202
+    assert response.json()["stale"] is False
+
+
+def test_resume_an_import_still_at_work_is_409(api, active):
+    assert_error(api.post(url("imports", active["uuid"], "resume")), 409, "import_not_resumable")
+
+
+def test_resume_a_finished_import_is_409(api, finished):
+    assert_error(api.post(url("imports", finished.uuid, "resume")), 409, "import_not_resumable")
+
+
+def test_resume_while_another_import_is_open_is_409(api, active):
+    Import.objects.filter(pk=active["uuid"]).update(status="error")
+    create(api)
+    assert_error(api.post(url("imports", active["uuid"], "resume")), 409, "another_import_open")
+
+
+def test_resume_of_an_unknown_import_is_404(api, db):
+    assert_error(api.post(url("imports", uuid.uuid4(), "resume")), 404, "not_found")

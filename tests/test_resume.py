@@ -1,0 +1,187 @@
+"""Failure and recovery: the database going away, stale imports, resume, killed attempts."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from imports import batches, tasks
+from imports.batches import batch_run, import_split
+from imports.errors import AnotherImportOpen, ImportNotResumable
+from imports.lifecycle import (
+    import_cancel,
+    import_create,
+    import_finish,
+    import_resume,
+    import_upload,
+)
+from imports.models import Batch, Document, Import, ImportPhase, ImportStatus
+
+from .conftest import csv_bytes, png_bytes, run_inline, stored_files
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "identifier,file_path,title"
+
+
+@pytest.fixture
+def uploaded(source) -> Import:
+    """An uploaded import of six rows in three batches, split and not yet run."""
+    for n in range(6):
+        (source / f"{n}.png").write_bytes(png_bytes(str(n)))
+    job = import_create(batch_size=2)
+    import_upload(job, io.BytesIO(csv_bytes(HEADER, *(f"D{n},{n}.png,T{n}" for n in range(6)))))
+    import_split(str(job.pk))
+    return job
+
+
+def batch_ids(job: Import, **filters) -> list[int]:
+    return list(Batch.objects.filter(import_job=job, **filters).values_list("pk", flat=True))
+
+
+def resumed_inline(job: Import) -> Import:
+    """Resume, then run in this process what the resume queued for the workers."""
+    job = import_resume(job)
+    if job.phase == ImportPhase.COUNTING:
+        import_split(str(job.pk))
+    for batch_id in batch_ids(job, committed_at__isnull=True):
+        batch_run(batch_id)
+    import_finish(str(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def assert_every_row_once(job: Import, rows: int) -> None:
+    assert (job.status, job.total_rows, job.processed_rows, job.imported_rows) == (
+        ImportStatus.FINISHED,
+        rows,
+        rows,
+        rows,
+    )
+    assert Document.objects.count() == rows
+    assert stored_files() == {document.file.name for document in Document.objects.all()}
+    assert set(job.rows.values_list("status", flat=True)) == {"imported"}
+
+
+def test_a_database_gone_mid_import_ends_it_in_error_and_resume_finishes_it(uploaded, monkeypatch):
+    # given the first batch commits, then the database stops answering
+    first, second, third = batch_ids(uploaded)
+    tasks.batch_run_task.apply(args=(str(uploaded.pk), first))
+
+    def database_gone(batch_id):
+        raise OperationalError("connection to server at 10.0.0.7 failed: secret detail")
+
+    monkeypatch.setattr(batches, "batch_run", database_gone)
+    # when a batch task meets it, through all its retries
+    result = tasks.batch_run_task.apply(args=(str(uploaded.pk), second))
+    # then the import ends in error, saying why, and the report covers every row
+    assert result.failed()
+    uploaded.refresh_from_db()
+    assert uploaded.status == ImportStatus.ERROR
+    assert uploaded.error == (
+        "a batch of rows failed: the database could not be reached (OperationalError). "
+        "Resume the import once the database is back."
+    )
+    with uploaded.report.open("rb") as report:
+        statuses = [line.split(",")[3] for line in report.read().decode().splitlines()[1:]]
+    assert statuses == ["imported"] * 2 + ["not_processed"] * 4
+    # and once the database is back, resume runs what did not commit, every row exactly once
+    monkeypatch.undo()
+    assert_every_row_once(resumed_inline(uploaded), 6)
+
+
+def test_an_import_that_failed_while_counting_counts_again_on_resume(source, monkeypatch):
+    (source / "a.png").write_bytes(png_bytes("a"))
+    job = import_create()
+    import_upload(job, io.BytesIO(csv_bytes(HEADER, "A,a.png,A")))
+    monkeypatch.setattr(batches, "read_rows", lambda raw, manifest_format: 1 / 0)
+    assert tasks.import_split_task.apply(args=(str(job.pk),)).failed()
+    job.refresh_from_db()
+    assert (job.status, job.total_rows) == (ImportStatus.ERROR, None)
+    monkeypatch.undo()
+    assert_every_row_once(resumed_inline(job), 1)
+
+
+def test_an_active_import_that_stopped_reporting_is_stale_and_resumes(uploaded, settings):
+    # given a batch ran, then its worker and the broker's messages were lost
+    first, *_ = batch_ids(uploaded)
+    batch_run(first)
+    now = timezone.now()
+    uploaded.refresh_from_db()
+    assert not uploaded.is_stale(now)
+    # when nothing reports for longer than IMPORT_STALE_AFTER
+    later = now + timedelta(seconds=settings.IMPORT_STALE_AFTER + 1)
+    Import.objects.filter(pk=uploaded.pk).update(
+        heartbeat_at=now - timedelta(seconds=settings.IMPORT_STALE_AFTER + 1)
+    )
+    uploaded.refresh_from_db()
+    # then it is stale, and resume finishes it
+    assert uploaded.is_stale(now) and uploaded.is_stale(later)
+    assert_every_row_once(resumed_inline(uploaded), 6)
+
+
+def test_an_active_import_still_reporting_cannot_be_resumed(uploaded):
+    with pytest.raises(ImportNotResumable):
+        import_resume(uploaded)
+
+
+@pytest.mark.parametrize("status", [ImportStatus.FINISHED, ImportStatus.CANCELLED])
+def test_an_import_that_ended_otherwise_cannot_be_resumed(uploaded, status):
+    Import.objects.filter(pk=uploaded.pk).update(status=status)
+    with pytest.raises(ImportNotResumable):
+        import_resume(uploaded)
+
+
+def test_a_pending_import_cannot_be_resumed(db):
+    with pytest.raises(ImportNotResumable):
+        import_resume(import_create())
+
+
+def test_resume_waits_for_another_open_import(uploaded):
+    Import.objects.filter(pk=uploaded.pk).update(status=ImportStatus.ERROR)
+    import_create()
+    with pytest.raises(AnotherImportOpen):
+        import_resume(uploaded)
+    uploaded.refresh_from_db()
+    assert uploaded.status == ImportStatus.ERROR
+
+
+def test_copies_of_an_attempt_killed_before_its_commit_are_swept(uploaded, monkeypatch):
+    # given an attempt that copied its files and died before committing (SIGKILL: no cleanup)
+    first, *_ = batch_ids(uploaded)
+
+    def killed(batch, rows, outcomes):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(batches, "_commit", killed)
+    monkeypatch.setattr(batches, "_discard", lambda outcomes: None)
+    with pytest.raises(SystemExit):
+        batch_run(first)
+    assert len(stored_files()) == 2
+    monkeypatch.undo()
+    # when the batch is delivered again and the import runs to its end
+    job = run_inline(uploaded)
+    # then each row is imported once and only the committed attempt's files remain
+    assert Batch.objects.get(pk=first).attempts == 2
+    assert Batch.objects.get(pk=first).committed_attempt == 2
+    assert_every_row_once(job, 6)
+
+
+def test_cancel_sweeps_an_uncommitted_attempt(uploaded, monkeypatch):
+    first, *_ = batch_ids(uploaded)
+    monkeypatch.setattr(batches, "_commit", lambda batch, rows, outcomes: 1 / 0)
+    monkeypatch.setattr(batches, "_discard", lambda outcomes: None)
+    with pytest.raises(ZeroDivisionError):
+        batch_run(first)
+    assert stored_files()
+    import_cancel(uploaded)
+    assert stored_files() == set()
+
+
+def test_a_batch_delivered_twice_at_once_keeps_each_attempts_copies_apart(uploaded):
+    first, *_ = batch_ids(uploaded)
+    batch = Batch.objects.get(pk=first)
+    one, two = batches._attempt_start(batch), batches._attempt_start(batch)
+    assert batches.attempt_folder(one) != batches.attempt_folder(two)
