@@ -27,7 +27,7 @@ from .errors import (
     OptionNotSupported,
 )
 from .manifest import detect_format
-from .models import OPEN_STATUSES, Import, ImportPhase, ImportStatus, OnConflict
+from .models import OPEN_STATUSES, Document, Import, ImportPhase, ImportStatus, OnConflict
 from .reports import report_write
 from .sources import source_from_settings
 
@@ -200,4 +200,20 @@ def import_delete(job: Import) -> None:
     for stored in (job.manifest, job.report):
         if stored:
             stored.delete(save=False)
-    job.delete()
+    with transaction.atomic():
+        # One UPDATE, not one per document as the cascade would do it.
+        Document.objects.filter(import_job=job).update(import_job=None)
+        job.delete()
+
+
+def imports_purge(days: int) -> int:
+    """Delete ended imports that ended more than `days` ago (retention); documents stay."""
+    cutoff = timezone.now() - timedelta(days=days)
+    ended = Import.objects.exclude(status__in=OPEN_STATUSES).filter(
+        Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
+    )
+    purged = 0
+    for job in ended.iterator():
+        import_delete(job)
+        purged += 1
+    return purged
