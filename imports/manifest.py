@@ -7,18 +7,38 @@ millions of rows takes minutes); the rows are then streamed, so no manifest sits
 import codecs
 import csv
 import io
+import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
 import clevercsv
-from clevercsv.dialect import SimpleDialect
 
 from .errors import ManifestEmpty, ManifestHeaderInvalid, ManifestUndecodable
 
 REQUIRED_COLUMNS = ("identifier", "file_path", "title")
 DELIMITERS = (",", ";", "\t", "|")
+# Spreadsheets and legacy systems quote RFC 4180 style: `"` around a field, doubled inside it.
+# A quote or escape character guessed from a sample is more often an apostrophe in a name or a
+# backslash in a Windows path than a dialect, and would corrupt those values, so neither is guessed.
+QUOTECHAR = '"'
+# The Python codecs a manifest may be in, with their HTTP charset. A byte-order mark, when a file
+# has one, is kept apart from the codec, so that the report can write it back.
+CHARSETS = {
+    "utf-8": "utf-8",
+    "utf-16-le": "utf-16",  # "utf-16" and not "utf-16le": that label says there is no mark
+    "utf-16-be": "utf-16",
+    "cp1252": "windows-1252",
+}
+NAMES = {"utf-8": "UTF-8", "utf-16-le": "UTF-16", "utf-16-be": "UTF-16", "cp1252": "Windows-1252"}
+BOM_ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be")
+# Tried in order on a file without a byte-order mark. Windows-1252 decodes Latin-1 text too, and
+# leaves undefined only five bytes that no text uses.
+GUESSED_ENCODINGS = ("utf-8", "cp1252")
+# Control characters other than tab, CR and LF: no manifest holds them, and they are what gives a
+# binary file away once a single-byte code page has decoded its bytes into characters.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 SAMPLE_BYTES = 64 * 1024
 SAMPLE_LINES = 2000
 CHUNK_BYTES = 1024 * 1024
@@ -28,42 +48,75 @@ CHUNK_BYTES = 1024 * 1024
 class ManifestFormat:
     """How a manifest is written: enough to read it again and to write its report alike."""
 
-    encoding: str
+    encoding: str  # a key of CHARSETS
+    bom: bool  # the file starts with a byte-order mark
     delimiter: str
-    quotechar: str
-    escapechar: str
     lineterminator: str
     columns: tuple[str, ...]
 
     @classmethod
     def from_json(cls, data: dict) -> "ManifestFormat":
-        return cls(**{**data, "columns": tuple(data["columns"])})
+        # Imports stored before the byte-order mark had its own field name "utf-8-sig".
+        encoding = data["encoding"]
+        return cls(
+            encoding=encoding.removesuffix("-sig"),
+            bom=data.get("bom", encoding.endswith("-sig")),
+            delimiter=data["delimiter"],
+            lineterminator=data["lineterminator"],
+            columns=tuple(data["columns"]),
+        )
 
     def to_json(self) -> dict:
-        return {**asdict(self), "columns": list(self.columns)}
+        return {
+            "encoding": self.encoding,
+            "bom": self.bom,
+            "delimiter": self.delimiter,
+            "lineterminator": self.lineterminator,
+            "columns": list(self.columns),
+        }
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The columns as matched: trimmed and case-folded."""
         return tuple(column_key(name) for name in self.columns)
 
-    def dialect(self) -> SimpleDialect:
-        return SimpleDialect(self.delimiter, self.quotechar, self.escapechar)
+    @property
+    def charset(self) -> str:
+        """The HTTP charset of a file in this format; `utf-16` says a byte-order mark leads."""
+        return CHARSETS[self.encoding]
 
-    def writer(self, text: TextIO):
-        """A csv writer in the manifest's own dialect."""
-        return csv.writer(
-            text,
-            delimiter=self.delimiter,
-            quotechar=self.quotechar,
-            escapechar=self.escapechar or None,
-            lineterminator=self.lineterminator,
-            quoting=csv.QUOTE_MINIMAL,
-        )
+    @property
+    def byte_order_mark(self) -> bytes:
+        return byte_order_mark(self.encoding) if self.bom else b""
+
+    def line(self, cells: Iterable[str]) -> str:
+        """One record in the manifest's dialect, quoting only the cells that need it.
+
+        Not csv.writer: before Python 3.13 it leaves a CR unquoted in a file of LF lines (and an
+        LF in a file of CR lines), and a reader then splits the record there.
+        """
+        return self.delimiter.join(self._field(cell) for cell in cells) + self.lineterminator
+
+    def encode(self, text: str) -> bytes:
+        """Text in the manifest's encoding, without byte-order mark.
+
+        Values always encode, having been decoded from this encoding; a comment in characters
+        a legacy code page lacks gets `?` for them rather than stopping the report.
+        """
+        return text.encode(self.encoding, errors="replace")
+
+    def _field(self, cell: str) -> str:
+        if any(char in cell for char in (self.delimiter, QUOTECHAR, "\r", "\n")):
+            return QUOTECHAR + cell.replace(QUOTECHAR, QUOTECHAR * 2) + QUOTECHAR
+        return cell
 
 
 def column_key(name: str) -> str:
     return name.strip().casefold()
+
+
+def byte_order_mark(encoding: str) -> bytes:
+    return "\ufeff".encode(encoding)
 
 
 def is_blank(cells: Sequence[str]) -> bool:
@@ -77,55 +130,130 @@ def without_padding(cells: Sequence[str], width: int) -> Sequence[str]:
     return cells
 
 
-def detect_encoding(raw: BinaryIO) -> str:
-    """Decode the whole file strictly, once, and name its encoding; refuse what is not text."""
+@dataclass(frozen=True)
+class _BadByte:
+    offset: int  # from the start of the file
+    control: str = ""  # the control character the bytes decoded to, if they decoded
+
+    def __str__(self) -> str:
+        if self.control:
+            return f"control character 0x{ord(self.control):02x} at byte offset {self.offset}"
+        return f"first bad byte at offset {self.offset}"
+
+
+def detect_encoding(raw: BinaryIO) -> tuple[str, bool]:
+    """Name the manifest's encoding and whether a byte-order mark leads; refuse what is not text.
+
+    A byte-order mark decides (UTF-8, UTF-16 LE or BE); without one, the first of UTF-8 and
+    Windows-1252 in which the whole file is text wins. Each try decodes the whole file strictly,
+    in chunks.
+    """
     head = raw.read(len(codecs.BOM_UTF8))
+    raw.seek(0)
     if not head:
         raise ManifestEmpty()
-    bom = codecs.BOM_UTF8 if head == codecs.BOM_UTF8 else b""
-    raw.seek(len(bom))
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = len(bom)  # where the next chunk starts in the file
+    marked = next((e for e in BOM_ENCODINGS if head.startswith(byte_order_mark(e))), None)
+    failures = []
+    for encoding in (marked,) if marked else GUESSED_ENCODINGS:
+        start = len(byte_order_mark(encoding)) if marked else 0
+        bad = _first_bad_byte(raw, encoding, start=start)
+        if bad is None:
+            return encoding, bool(marked)
+        failures.append(f"{NAMES[encoding]} text ({bad})")
+    if marked:
+        raise ManifestUndecodable(
+            f"The manifest starts with a {NAMES[marked]} byte-order mark but is not {failures[0]}."
+        )
+    raise ManifestUndecodable(f"The manifest is neither {' nor '.join(failures)}.")
+
+
+def _first_bad_byte(raw: BinaryIO, encoding: str, *, start: int) -> _BadByte | None:
+    """Decode the file from `start` strictly, a chunk at a time; where does it stop being text?"""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    raw.seek(start)
+    offset = start  # where the next chunk starts in the file
     try:
         while True:
             chunk = raw.read(CHUNK_BYTES)
-            # A decoding error counts from the bytes the decoder still holds from before.
-            held = len(decoder.getstate()[0])
-            if "\x00" in decoder.decode(chunk, final=not chunk):
-                raise ManifestUndecodable("The manifest holds NUL bytes: it is not a CSV file.")
+            # The text decoded next begins at the bytes the decoder still holds from before.
+            text_start = offset - len(decoder.getstate()[0])
+            undecodable_at = None
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # The text before the bad byte may hold a control character, which comes first.
+                text = exc.object[: exc.start].decode(encoding)
+                undecodable_at = text_start + exc.start
+            if control := CONTROL_CHARACTER.search(text):
+                before = text[: control.start()].encode(encoding)
+                return _BadByte(text_start + len(before), control.group())
+            if undecodable_at is not None:
+                return _BadByte(undecodable_at)
             if not chunk:
-                break
+                return None
             offset += len(chunk)
-    except UnicodeDecodeError as exc:
-        raise ManifestUndecodable(
-            f"The manifest is not valid UTF-8 text (first bad byte at offset "
-            f"{offset - held + exc.start})."
-        ) from None
     finally:
         raw.seek(0)
-    return "utf-8-sig" if bom else "utf-8"
 
 
-def open_text(raw: BinaryIO, encoding: str) -> TextIO:
+def open_text(raw: BinaryIO, encoding: str, *, bom: bool) -> TextIO:
+    """The manifest as text from its start, past any byte-order mark."""
+    raw.seek(len(byte_order_mark(encoding)) if bom else 0)
     # newline="" keeps line breaks inside quoted fields for the csv reader to handle.
     return io.TextIOWrapper(raw, encoding=encoding, newline="")
 
 
-def _sample(text: TextIO) -> str:
+def _reader(lines: Iterable[str], delimiter: str):
+    """A csv reader with RFC 4180 quoting; blank records are the caller's to skip.
+
+    Not clevercsv's reader: it takes a `"` inside an unquoted field (`12" vinyl`) as the start
+    of a quoted one, and swallows the rest of the file into it; the stdlib keeps it as text.
+    """
+    return csv.reader(lines, delimiter=delimiter, quotechar=QUOTECHAR, doublequote=True)
+
+
+def _sample(text: TextIO) -> list[str]:
+    """The first lines, cut at SAMPLE_BYTES characters even within a line.
+
+    A file without line breaks is one line: read whole, it would sit in memory.
+    """
     lines = []
     size = 0
-    for line in text:
+    while (
+        size < SAMPLE_BYTES
+        and len(lines) < SAMPLE_LINES
+        and (line := text.readline(SAMPLE_BYTES - size))
+    ):
         lines.append(line)
         size += len(line)
-        if size >= SAMPLE_BYTES or len(lines) >= SAMPLE_LINES:
-            break
-    return "".join(lines)
+    return lines
 
 
-def _line_terminator(sample: str) -> str:
-    if "\r\n" in sample:
-        return "\r\n"
-    return "\r" if "\r" in sample and "\n" not in sample else "\n"
+def _header(lines: list[str], delimiter: str) -> tuple[list[str], str]:
+    """The first non-blank record of the sample, and how the line that ends it ends.
+
+    The last line of a file may not end at all: it then counts as ending in LF.
+    """
+    reader = _reader(lines, delimiter)
+    for cells in reader:
+        if not is_blank(cells):
+            last_line = lines[reader.line_num - 1]
+            return cells, last_line[len(last_line.rstrip("\r\n")) :] or "\n"
+    return [], "\n"
+
+
+def _delimiter(lines: list[str]) -> str:
+    """clevercsv's pick, unless another delimiter finds more required columns in the header.
+
+    A sample of few rows, or of rows that hold other delimiters in their values, can mislead
+    the detector; the header is what a valid manifest always has, so it has the last word.
+    """
+    detected = clevercsv.Detector().detect("".join(lines), delimiters=DELIMITERS)
+    picked = (detected.delimiter,) if detected and detected.delimiter else ()
+    return min(
+        dict.fromkeys(picked + DELIMITERS),
+        key=lambda delimiter: len(missing_columns(_header(lines, delimiter)[0])),
+    )
 
 
 def detect_format(raw: BinaryIO) -> ManifestFormat:
@@ -133,41 +261,36 @@ def detect_format(raw: BinaryIO) -> ManifestFormat:
 
     Raises a ManifestInvalid subclass with a plain-words detail; leaves `raw` at its start.
     """
-    encoding = detect_encoding(raw)
-    text = open_text(raw, encoding)
+    encoding, bom = detect_encoding(raw)
+    text = open_text(raw, encoding, bom=bom)
     try:
-        sample = _sample(text)
+        lines = _sample(text)
     finally:
         text.detach()
         raw.seek(0)
-    if not sample.strip():
+    if not any(line.strip() for line in lines):
         raise ManifestEmpty()
-    detected = clevercsv.Detector().detect(sample, delimiters=DELIMITERS)
-    if detected is None or not detected.delimiter:
-        # One column, or no recognisable delimiter: read it as one column, so that the header
-        # check below names the missing columns.
-        detected = SimpleDialect(",", '"', "")
-    # A sample without quotes yields no quote character; a later quoted field must still parse.
-    dialect = SimpleDialect(detected.delimiter, detected.quotechar or '"', detected.escapechar)
-    header = next(
-        (cells for cells in clevercsv.reader(io.StringIO(sample), dialect) if not is_blank(cells)),
-        [],
-    )
+    delimiter = _delimiter(lines)
+    header, lineterminator = _header(lines, delimiter)
     header_check(header)
     return ManifestFormat(
         encoding=encoding,
-        delimiter=dialect.delimiter,
-        quotechar=dialect.quotechar,
-        escapechar=dialect.escapechar,
-        lineterminator=_line_terminator(sample),
+        bom=bom,
+        delimiter=delimiter,
+        lineterminator=lineterminator,
         columns=tuple(header),
     )
 
 
+def missing_columns(columns: Sequence[str]) -> list[str]:
+    keys = {column_key(name) for name in columns}
+    return [name for name in REQUIRED_COLUMNS if name not in keys]
+
+
 def header_check(columns: Sequence[str]) -> None:
     """Refuse a header that lacks a required column or names a column twice."""
+    missing = missing_columns(columns)
     keys = [column_key(name) for name in columns]
-    missing = [name for name in REQUIRED_COLUMNS if name not in keys]
     duplicated = sorted(key for key, count in Counter(k for k in keys if k).items() if count > 1)
     problems = []
     if missing:
@@ -183,14 +306,12 @@ def header_check(columns: Sequence[str]) -> None:
 
 
 def read_rows(raw: BinaryIO, manifest_format: ManifestFormat) -> Iterator[tuple[int, list[str]]]:
-    """Yield (row number, cells) for every data row; blank lines are not rows.
+    """Yield (row number, cells) for every data row of the manifest; blank lines are not rows.
 
-    Rows are numbered from 1 after the header. The reader's own line count counts records,
-    not physical lines, so it is not used.
+    Reads from the start of `raw`, whatever its position. Rows are numbered from 1 after the
+    header. The reader's own line count counts records, not physical lines, so it is not used.
     """
-    text = open_text(raw, manifest_format.encoding)
-    records = (
-        cells for cells in clevercsv.reader(text, manifest_format.dialect()) if not is_blank(cells)
-    )
-    next(records, None)  # the header, checked at upload
-    yield from enumerate(records, start=1)
+    text = open_text(raw, manifest_format.encoding, bom=manifest_format.bom)
+    rows = (cells for cells in _reader(text, manifest_format.delimiter) if not is_blank(cells))
+    next(rows, None)  # the header, checked at upload
+    yield from enumerate(rows, start=1)

@@ -4,10 +4,9 @@ It is written once, when an import ends, by streaming the stored manifest beside
 results ordered by row number: linear in the manifest, never re-read per batch.
 """
 
-import codecs
-import io
 import tempfile
 from collections.abc import Iterator
+from itertools import chain
 
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -53,18 +52,23 @@ def _aligned(cells: list[str], width: int) -> list[str]:
 
 
 def report_write(job: Import) -> None:
-    """Write the whole report into storage and record its name on the import."""
+    """Write the whole report into storage and record its name on the import.
+
+    In the manifest's own encoding, byte-order mark and dialect, so that whatever opened the
+    manifest opens its report alike.
+    """
     manifest_format = ManifestFormat.from_json(job.manifest_format)
+    width = len(manifest_format.columns)
+    header = [*manifest_format.columns, *REPORT_COLUMNS]
+    # Extra cells of a too-long row follow the two report columns, which stay aligned.
+    rows = (
+        [*cells[:width], status, comment, *cells[width:]]
+        for cells, status, comment in report_rows(job)
+    )
     with tempfile.TemporaryFile() as out:
-        text = io.TextIOWrapper(out, encoding=manifest_format.encoding, newline="")
-        writer = manifest_format.writer(text)
-        writer.writerow([*manifest_format.columns, *REPORT_COLUMNS])
-        width = len(manifest_format.columns)
-        for cells, status, comment in report_rows(job):
-            # Extra cells of a too-long row follow the two report columns, which stay aligned.
-            writer.writerow([*cells[:width], status, comment, *cells[width:]])
-        text.flush()
-        text.detach()
+        out.write(manifest_format.byte_order_mark)
+        for cells in chain([header], rows):
+            out.write(manifest_format.encode(manifest_format.line(cells)))
         out.seek(0)
         name = default_storage.save(f"reports/{job.uuid}.csv", File(out, name="report.csv"))
     Import.objects.filter(pk=job.pk).update(report=name)
@@ -73,15 +77,13 @@ def report_write(job: Import) -> None:
 def failed_rows_manifest(job: Import) -> Iterator[bytes]:
     """The failed and not-processed rows as a manifest to fix and upload again, streamed."""
     manifest_format = ManifestFormat.from_json(job.manifest_format)
-    encoder = codecs.getincrementalencoder(manifest_format.encoding)()
-    buffer = io.StringIO()
-    writer = manifest_format.writer(buffer)
-    writer.writerow(manifest_format.columns)
+    header = manifest_format.line(manifest_format.columns)
+    yield manifest_format.byte_order_mark + manifest_format.encode(header)
+    lines = []
     for count, (cells, status, _comment) in enumerate(report_rows(job), start=1):
         if status in FAILED_STATUSES:
-            writer.writerow(cells)
+            lines.append(manifest_format.line(cells))
         if count % FLUSH_ROWS == 0:
-            yield encoder.encode(buffer.getvalue())
-            buffer.seek(0)
-            buffer.truncate()
-    yield encoder.encode(buffer.getvalue(), final=True)
+            yield manifest_format.encode("".join(lines))
+            lines.clear()
+    yield manifest_format.encode("".join(lines))

@@ -5,7 +5,9 @@ import io
 import json
 from pathlib import Path
 
+import clevercsv
 import pytest
+from clevercsv.dialect import SimpleDialect
 
 from imports.errors import (
     ManifestEmpty,
@@ -15,6 +17,8 @@ from imports.errors import (
 )
 from imports.manifest import (
     CHUNK_BYTES,
+    DELIMITERS,
+    SAMPLE_BYTES,
     SAMPLE_LINES,
     ManifestFormat,
     detect_format,
@@ -32,6 +36,10 @@ def detect(data: bytes) -> ManifestFormat:
 def rows_of(data: bytes) -> list[tuple[int, list[str]]]:
     raw = io.BytesIO(data)
     return list(read_rows(raw, detect_format(raw)))
+
+
+def bom_codec(bom: bytes) -> str:
+    return {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}[bom]
 
 
 def undecodable_detail(data: bytes) -> str:
@@ -67,12 +75,14 @@ def test_detect_format_keeps_columns_as_written_and_matches_them_loosely():
 def test_detect_format_strips_a_utf8_bom_from_the_first_header():
     found = detect(codecs.BOM_UTF8 + HEADER + b"A1,a.pdf,First\n")
 
-    assert found.encoding == "utf-8-sig"
+    assert (found.encoding, found.bom) == ("utf-8", True)
     assert found.columns[0] == "identifier"
 
 
 def test_detect_format_without_bom_reads_plain_utf8():
-    assert detect(HEADER + "A1,café.pdf,Über\n".encode()).encoding == "utf-8"
+    found = detect(HEADER + "A1,café.pdf,Über\n".encode())
+
+    assert (found.encoding, found.bom) == ("utf-8", False)
 
 
 def test_a_quoted_field_after_an_unquoted_sample_is_one_cell():
@@ -85,7 +95,7 @@ def test_a_quoted_field_after_an_unquoted_sample_is_one_cell():
     last = rows_of(data)[-1]
 
     # then
-    assert found.quotechar == '"'
+    assert found.delimiter == ","
     assert last == (SAMPLE_LINES + 101, ["LAST", "last.pdf", "a, b"])
 
 
@@ -97,6 +107,125 @@ def test_detect_format_finds_and_keeps_the_line_terminator(newline):
 
     assert found.lineterminator == newline
     assert rows_of(data) == [(1, ["A1", "a.pdf", "First"])]
+
+
+def test_the_line_terminator_is_the_header_s_not_one_inside_a_quoted_field():
+    data = b'identifier,file_path,title\nA1,a.pdf,"one\r\ntwo"\n'
+
+    assert detect(data).lineterminator == "\n"
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_a_header_only_manifest_finds_its_delimiter(delimiter):
+    assert detect(delimiter.join(["identifier", "file_path", "title"]).encode()).delimiter == (
+        delimiter
+    )
+
+
+def test_the_header_overrules_a_detector_misled_by_the_rows(monkeypatch):
+    # given: a detector that picks the commas inside the titles
+    data = b"identifier;file_path;title\nA1;a.pdf;x, y, z\n"
+    monkeypatch.setattr(
+        "clevercsv.Detector.detect", lambda *args, **kwargs: SimpleDialect(",", '"', "")
+    )
+
+    # when
+    found = detect(data)
+
+    # then
+    assert found.delimiter == ";"
+    assert rows_of(data) == [(1, ["A1", "a.pdf", "x, y, z"])]
+
+
+def test_backslashes_are_text_even_when_the_sample_suggests_an_escape_character():
+    # given: values with a backslash before a quote, written as a spreadsheet writes them;
+    # clevercsv takes the backslash for an escape character
+    data = b'identifier,file_path,title\nA1,a\\b.pdf,"say \\""hi\\"""\nA2,b.pdf,"\\""q\\"""\n'
+    assert clevercsv.Detector().detect(data.decode(), delimiters=DELIMITERS).escapechar == "\\"
+
+    # when
+    rows = rows_of(data)
+
+    # then
+    assert rows == [(1, ["A1", "a\\b.pdf", 'say \\"hi\\"']), (2, ["A2", "b.pdf", '\\"q\\"'])]
+
+
+def test_apostrophes_are_text_even_when_the_sample_suggests_them_as_quotes():
+    # given: titles in apostrophes; clevercsv takes the apostrophe for a quote character
+    data = b"identifier,file_path,title\nA1,a.pdf,'Hof'\nA2,b.pdf,'Dam'\n"
+    assert clevercsv.Detector().detect(data.decode(), delimiters=DELIMITERS).quotechar == "'"
+
+    # when
+    rows = rows_of(data)
+
+    # then
+    assert rows == [(1, ["A1", "a.pdf", "'Hof'"]), (2, ["A2", "b.pdf", "'Dam'"])]
+
+
+def test_a_quote_inside_an_unquoted_field_is_text_and_the_next_rows_stay_rows():
+    data = HEADER + b'A1,a.pdf,12" vinyl\nA2,b.pdf,3.5" floppy\n'
+
+    assert rows_of(data) == [
+        (1, ["A1", "a.pdf", '12" vinyl']),
+        (2, ["A2", "b.pdf", '3.5" floppy']),
+    ]
+
+
+def test_a_manifest_without_line_breaks_is_sampled_not_read_whole():
+    # The header is cut at SAMPLE_BYTES characters: what remains of it lacks `title`.
+    data = b"identifier,file_path," + b"t" * SAMPLE_BYTES + b"itle"
+
+    with pytest.raises(ManifestHeaderInvalid) as caught:
+        detect(data)
+
+    assert caught.value.extra["missing"] == ["title"]
+
+
+# detect_format: encodings
+
+TITLE = "Café Überweg – ½"
+EXCEL_UNICODE_TEXT = f"identifier\tfile_path\ttitle\r\nA1\ta.pdf\t{TITLE}\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "bom"),
+    [
+        (EXCEL_UNICODE_TEXT.encode(), "utf-8", False),
+        (codecs.BOM_UTF8 + EXCEL_UNICODE_TEXT.encode(), "utf-8", True),
+        (codecs.BOM_UTF16_LE + EXCEL_UNICODE_TEXT.encode("utf-16-le"), "utf-16-le", True),
+        (codecs.BOM_UTF16_BE + EXCEL_UNICODE_TEXT.encode("utf-16-be"), "utf-16-be", True),
+        (EXCEL_UNICODE_TEXT.encode("cp1252"), "cp1252", False),
+    ],
+    ids=["utf-8", "utf-8-bom", "utf-16-le-excel-unicode-text", "utf-16-be", "windows-1252"],
+)
+def test_each_encoding_is_detected_and_its_text_arrives_unchanged(data, encoding, bom):
+    found = detect(data)
+
+    assert (found.encoding, found.bom) == (encoding, bom)
+    assert (found.delimiter, found.lineterminator) == ("\t", "\r\n")
+    assert found.columns == ("identifier", "file_path", "title")
+    assert rows_of(data) == [(1, ["A1", "a.pdf", TITLE])]
+
+
+def test_latin1_text_reads_as_windows_1252():
+    data = HEADER + "A1,a.pdf,Ça coûte 5 £ ± ¼ «non» ÿ\n".encode("latin-1")
+
+    assert rows_of(data) == [(1, ["A1", "a.pdf", "Ça coûte 5 £ ± ¼ «non» ÿ"])]
+
+
+def test_windows_1252_after_a_megabyte_of_ascii_is_found():
+    body = b"".join(b"A%d,f.pdf,Title\n" % i for i in range(CHUNK_BYTES // 12))
+    data = HEADER + body + "Z,z.pdf,Überweg\n".encode("cp1252")
+
+    assert detect(data).encoding == "cp1252"
+    assert rows_of(data)[-1][1] == ["Z", "z.pdf", "Überweg"]
+
+
+def test_text_that_would_be_windows_1252_c1_controls_in_utf8_is_windows_1252():
+    # "Â€" in Windows-1252 is C2 80: valid UTF-8, but for U+0080, a control character.
+    data = HEADER + "A1,a.pdf,Â€ 5\n".encode("cp1252")
+
+    assert rows_of(data) == [(1, ["A1", "a.pdf", "Â€ 5"])]
 
 
 # header_check and detect_format errors
@@ -143,18 +272,56 @@ def test_detect_format_refuses_an_empty_manifest(data):
         detect(data)
 
 
-def test_non_utf8_bytes_are_undecodable_and_the_detail_names_the_offset():
-    prefix = HEADER + b"A1,a.pdf,Fir"
+def test_bytes_neither_utf8_nor_windows_1252_name_the_first_bad_byte_of_each():
+    # given: "Á" in UTF-8 holds 0x81, which Windows-1252 leaves undefined; 0xff is never UTF-8
+    before_a = HEADER + b"A1,"
+    before_ff = before_a + "Á.pdf,x".encode()
 
-    detail = undecodable_detail(prefix + b"\xff\xfe\xfa" + b"st\n")
+    # when
+    detail = undecodable_detail(before_ff + b"\xff\n")
 
-    assert f"offset {len(prefix)}" in detail
+    # then
+    assert f"UTF-8 text (first bad byte at offset {len(before_ff)})" in detail
+    assert f"Windows-1252 text (first bad byte at offset {len(before_a) + 1})" in detail
 
 
-def test_nul_bytes_are_undecodable():
-    detail = undecodable_detail(HEADER + b"A1,a\x00.pdf,First\n")
+@pytest.mark.parametrize(
+    ("data", "control"),
+    [
+        (HEADER + b"A1,a\x00.pdf,First\n", "0x00"),
+        (HEADER + b"A1,a.pdf,First\x0c\n", "0x0c"),
+        (HEADER + "A1,Ä.pdf,\x7f\n".encode("cp1252"), "0x7f"),
+    ],
+    ids=["nul", "form-feed", "delete-after-windows-1252"],
+)
+def test_control_characters_are_undecodable_at_their_offset(data, control):
+    offset = data.index(bytes([int(control, 16)]))
 
-    assert "NUL" in detail
+    detail = undecodable_detail(data)
+
+    assert f"control character {control} at byte offset {offset}" in detail
+
+
+def test_a_control_character_before_a_bad_byte_in_the_same_chunk_comes_first():
+    # UTF-16 without its byte-order mark: a NUL at offset 1, a byte no UTF-8 allows further on.
+    data = "identifier,file_path,title\nA1,é,T\n".encode("utf-16-le")
+
+    detail = undecodable_detail(data)
+
+    assert "UTF-8 text (control character 0x00 at byte offset 1)" in detail
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Length 3 >>\nstream\n\x00\x01\x02",
+        b"PK\x03\x04\x14\x00\x06\x00",
+    ],
+    ids=["png", "pdf", "xlsx"],
+)
+def test_binary_files_are_undecodable(data):
+    assert "control character" in undecodable_detail(data)
 
 
 def test_undecodable_offset_counts_the_bom():
@@ -162,11 +329,12 @@ def test_undecodable_offset_counts_the_bom():
 
     detail = undecodable_detail(prefix + b"\xff\n")
 
+    assert "UTF-8 byte-order mark" in detail
     assert f"offset {len(prefix)}" in detail
 
 
 def test_undecodable_offset_of_a_truncated_final_character():
-    prefix = HEADER + b"A1,a.pdf,Caf"
+    prefix = codecs.BOM_UTF8 + HEADER + b"A1,a.pdf,Caf"
 
     detail = undecodable_detail(prefix + "é".encode()[:1])
 
@@ -174,16 +342,38 @@ def test_undecodable_offset_of_a_truncated_final_character():
 
 
 def test_undecodable_offset_after_a_character_split_across_chunks():
-    prefix = HEADER + b"a" * (CHUNK_BYTES - 1 - len(HEADER)) + "é".encode()
+    # given: "é" straddles the first chunk's end; the BOM rules out the Windows-1252 fallback
+    filler = b"a" * (CHUNK_BYTES - 1 - len(codecs.BOM_UTF8) - len(HEADER))
+    prefix = codecs.BOM_UTF8 + HEADER + filler + "é".encode()
 
+    # when
     detail = undecodable_detail(prefix + b"\xff\n")
+
+    # then
+    assert f"offset {len(prefix)}" in detail
+
+
+@pytest.mark.parametrize("bom", [codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE])
+def test_utf16_of_an_odd_number_of_bytes_is_undecodable_at_the_last_byte(bom):
+    data = bom + "identifier,file_path,title\n".encode(bom_codec(bom)) + b"x"
+
+    detail = undecodable_detail(data)
+
+    assert "UTF-16 byte-order mark" in detail
+    assert f"offset {len(data) - 1}" in detail
+
+
+def test_utf16_with_a_lone_surrogate_is_undecodable_at_it():
+    prefix = codecs.BOM_UTF16_LE + "identifier,file_path,title\nA".encode("utf-16-le")
+
+    detail = undecodable_detail(prefix + b"\x00\xd8,\x00")
 
     assert f"offset {len(prefix)}" in detail
 
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b" \n", HEADER + b"A1,\xff\n", HEADER + b"\x00\n", b"identifier,identifier\n"],
+    [b"", b" \n", HEADER + b"A1,\x81\n", HEADER + b"\x00\n", b"identifier,identifier\n"],
     ids=["empty", "blank", "undecodable", "nul", "header"],
 )
 def test_a_detail_never_names_the_file_on_disk(tmp_path: Path, data):
@@ -241,15 +431,79 @@ def test_manifest_format_round_trips_through_json():
     assert restored.columns == ("identifier", "file_path", "title", "Shelf")
 
 
+def test_manifest_format_of_an_earlier_shape_still_loads():
+    stored = {
+        "encoding": "utf-8-sig",
+        "delimiter": ";",
+        "quotechar": '"',
+        "escapechar": "",
+        "lineterminator": "\r\n",
+        "columns": ["identifier", "file_path", "title"],
+    }
+
+    restored = ManifestFormat.from_json(stored)
+
+    assert (restored.encoding, restored.bom, restored.delimiter) == ("utf-8", True, ";")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "charset", "mark"),
+    [
+        ("utf-8", False, "utf-8", b""),
+        ("utf-8", True, "utf-8", codecs.BOM_UTF8),
+        ("utf-16-le", True, "utf-16", codecs.BOM_UTF16_LE),
+        ("utf-16-be", True, "utf-16", codecs.BOM_UTF16_BE),
+        ("cp1252", False, "windows-1252", b""),
+    ],
+)
+def test_charset_and_byte_order_mark_of_each_encoding(encoding, bom, charset, mark):
+    found = ManifestFormat(encoding, bom, ",", "\n", ("identifier", "file_path", "title"))
+
+    assert (found.charset, found.byte_order_mark) == (charset, mark)
+
+
 @pytest.mark.parametrize(("delimiter", "newline"), [(";", "\r\n"), ("\t", "\n"), ("|", "\r\n")])
-def test_writer_writes_in_the_manifest_dialect(delimiter, newline):
+def test_line_writes_in_the_manifest_dialect(delimiter, newline):
+    found = ManifestFormat("utf-8", False, delimiter, newline, ("identifier", "file_path", "title"))
+
+    line = found.line(["A1", f"x{delimiter}y", 'say "hi"', ""])
+
+    assert line == f'A1{delimiter}"x{delimiter}y"{delimiter}"say ""hi"""{delimiter}{newline}'
+
+
+@pytest.mark.parametrize(("newline", "other"), [("\n", "\r"), ("\r", "\n"), ("\r\n", "\r")])
+def test_line_quotes_a_line_break_the_file_does_not_end_lines_with(newline, other):
+    found = ManifestFormat("utf-8", False, ",", newline, ("identifier", "file_path", "title"))
+    data = (
+        HEADER.replace(b"\n", newline.encode()) + found.line(["A1", "a.pdf", f"a{other}b"]).encode()
+    )
+
+    assert rows_of(data) == [(1, ["A1", "a.pdf", f"a{other}b"])]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        HEADER + b'A1,a.pdf,"x, y"\nA2,"b\nc.pdf",T\n',
+        codecs.BOM_UTF8 + b'identifier;file_path;title\r\nA1;a.pdf;"""x"""\r\n',
+        codecs.BOM_UTF16_LE + EXCEL_UNICODE_TEXT.encode("utf-16-le"),
+        codecs.BOM_UTF16_BE + "identifier|file_path|title\nA1|a|½\n".encode("utf-16-be"),
+        "identifier,file_path,title\r\nA1,a.pdf,Café\r\n".encode("cp1252"),
+    ],
+    ids=["comma", "semicolon-utf-8-bom", "excel-unicode-text", "pipe-utf-16-be", "windows-1252"],
+)
+def test_rows_written_back_in_the_manifest_format_give_the_same_bytes(data):
     # given
-    data = f"identifier{delimiter}file_path{delimiter}title{newline}A1{delimiter}a{delimiter}T"
-    found = detect((data + newline).encode())
-    out = io.StringIO()
+    found = detect(data)
 
     # when
-    found.writer(out).writerow(["A1", f"x{delimiter}y", "plain"])
+    lines = [found.line(found.columns)] + [found.line(cells) for _, cells in rows_of(data)]
 
     # then
-    assert out.getvalue() == f'A1{delimiter}"x{delimiter}y"{delimiter}plain{newline}'
+    assert found.byte_order_mark + found.encode("".join(lines)) == data
+
+
+def test_encode_replaces_what_a_legacy_code_page_lacks():
+    found = ManifestFormat("cp1252", False, ",", "\n", ("identifier", "file_path", "title"))
+
+    assert found.encode("Café → ok") == "Café ? ok".encode("cp1252")

@@ -1,5 +1,6 @@
 """Uploading a manifest: raw text/csv or multipart, and every way it is refused."""
 
+import codecs
 import io
 import uuid
 
@@ -8,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imports.api.parsers import CsvBodyParser
 from imports.errors import ManifestTooLarge
-from imports.models import Import
+from imports.models import Document, Import
 from tests.conftest import csv_bytes, png_bytes, run_inline
 
 from .conftest import MANIFEST_LINES, assert_error, create, job_of, status_of, upload, url
@@ -72,9 +73,10 @@ def test_content_type_with_charset_is_accepted(api, pending, scans):
     [
         (" Identifier ;FILE_PATH; Title", "d;scans/a.png;T"),
         ("identifier\tfile_path\ttitle", "d\tscans/a.png\tT"),
+        ("identifier|file_path|title", "d|scans/a.png|T, with a comma; and a semicolon"),
         ('"identifier","file_path","title"', '"d","scans/a.png","T, with a comma"'),
     ],
-    ids=["semicolon-case-spaces", "tab", "quoted"],
+    ids=["semicolon-case-spaces", "tab", "pipe", "quoted"],
 )
 def test_header_names_and_dialects_are_accepted(api, pending, scans, lines):
     assert upload(api, pending["uuid"], csv_bytes(*lines)).status_code == 202
@@ -85,13 +87,58 @@ def test_utf8_bom_and_crlf_are_accepted(api, pending, scans):
     assert upload(api, pending["uuid"], data).status_code == 202
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet (issue 3): Windows-1252/Latin-1 manifests should be accepted",
-)
 def test_windows_1252_manifest_is_accepted(api, pending, scans):
     data = csv_bytes(HEADER, "d,scans/a.png,Caf\u00e9 cr\u00e8me", encoding="cp1252")
     assert upload(api, pending["uuid"], data).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("bom", "encoding"),
+    [
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+        (b"", "cp1252"),
+        (codecs.BOM_UTF8, "utf-8"),
+    ],
+    ids=["utf-16-le-excel-unicode-text", "utf-16-be", "windows-1252", "utf-8-bom"],
+)
+def test_a_legacy_encoded_manifest_imports_its_titles_unchanged(api, pending, scans, bom, encoding):
+    # given: tab-delimited CRLF lines, as Excel's "Unicode text" writes them
+    lines = (
+        "identifier\tfile_path\ttitle",
+        "d-1\tscans/a.png\tCaf\u00e9 \u00dcberweg \u2013 \u00bd",
+    )
+    data = bom + csv_bytes(*lines, encoding=encoding, newline="\r\n")
+
+    # when
+    assert upload(api, pending["uuid"], data).status_code == 202
+    job = run_inline(job_of(pending["uuid"]))
+
+    # then
+    assert (job.status, job.imported_rows) == ("finished", 1)
+    assert Document.objects.get(identifier="d-1").title == "Café Überweg – ½"
+    assert (job.manifest_format["encoding"], job.manifest_format["bom"]) == (encoding, bool(bom))
+
+
+def test_ragged_rows_fail_alone_with_a_comment_and_padding_is_fine(api, pending, scans):
+    # given: a short row, a long row, and a row padded with empty cells as spreadsheets do
+    data = csv_bytes(
+        "identifier;file_path;title",
+        "d-1;scans/a.png",
+        "d-2;scans/a.png;Two;surplus",
+        "d-3;scans/b.png;Three;;",
+    )
+
+    # when
+    upload(api, pending["uuid"], data)
+    job = run_inline(job_of(pending["uuid"]))
+
+    # then
+    statuses = dict(job.rows.values_list("number", "status"))
+    comments = dict(job.rows.values_list("number", "comment"))
+    assert statuses == {1: "failed", 2: "failed", 3: "imported"}
+    assert "the row has 2 fields where the header has 3" in comments[1]
+    assert "the row has 4 fields where the header has 3" in comments[2]
 
 
 # --- 400 --------------------------------------------------------------------------------------
@@ -153,9 +200,17 @@ def test_empty_multipart_file_is_400(api, pending, source):
 
 
 def test_undecodable_bytes_are_400(api, pending, source):
-    # A PNG sent as the manifest: binary, with NUL bytes, not text in any encoding.
+    # A PNG sent as the manifest: binary, with control characters in any encoding.
     response = upload(api, pending["uuid"], png_bytes("not a manifest", 4096))
-    assert_error(response, 400, "manifest_undecodable")
+    data = assert_error(response, 400, "manifest_undecodable")
+    assert "control character 0x1a at byte offset 6" in data["detail"]
+    assert_untouched(pending["uuid"])
+
+
+def test_utf16_without_its_byte_order_mark_is_400(api, pending, source):
+    response = upload(api, pending["uuid"], csv_bytes(*MANIFEST_LINES, encoding="utf-16-le"))
+    data = assert_error(response, 400, "manifest_undecodable")
+    assert "control character 0x00 at byte offset 1" in data["detail"]
     assert_untouched(pending["uuid"])
 
 
