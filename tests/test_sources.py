@@ -131,7 +131,20 @@ def test_a_dangling_symlink_out_in_the_other_spelling_is_refused(root, tmp_path)
 
 @pytest.mark.parametrize(
     "file_path",
-    ["/etc/passwd", "../x", "../gone", "a/../../x", "a/../../gone", "scans/../../x", "a\x00b"],
+    [
+        "/etc/passwd",
+        "../x",
+        "../gone",
+        "a/../../x",
+        "a/../../gone",
+        "scans/../../x",
+        "a\x00b",
+        "\\x",
+        "..\\x",
+        "C:\\x",
+        "C:/scans/a.png",
+        "\\\\server\\share\\x",
+    ],
 )
 def test_a_path_leading_out_of_the_source_is_refused(root, file_path):
     assert problem_of(root, file_path).endswith("path outside source")
@@ -176,6 +189,12 @@ def test_a_missing_file_is_no_such_file(root, file_path):
 @pytest.mark.parametrize("file_path", ["scans", "scans/", "", "."])
 def test_a_directory_is_not_a_file(root, file_path):
     assert "directory" in problem_of(root, file_path)
+
+
+def test_a_colon_in_a_relative_name_is_no_drive(root):
+    (root / "C:x.png").write_bytes(b"png")
+
+    assert FilesystemSource(root).resolve("C:x.png") == (root / "C:x.png").resolve()
 
 
 def test_a_symlink_loop_is_a_problem_not_a_crash(root):
