@@ -1,4 +1,9 @@
-"""Copying a source file into storage while hashing it, in one pass over its bytes; its type."""
+"""Copying a source file into storage while hashing it, in one pass over its bytes; its type.
+
+Where the source and the storage are the same S3 service, S3 makes the copy itself: the bytes
+are hashed on their way through this process and the copy is made only if the object is
+still the one hashed.
+"""
 
 import hashlib
 from collections.abc import Sequence
@@ -6,9 +11,16 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import filetype
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage, default_storage
+from django.core.files.utils import validate_file_name
 from django.utils.text import get_valid_filename
+from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
+
+from .sources import S3Object, S3Source, Source, SourceFile, SourceProblem
 
 CHUNK_BYTES = 1024 * 1024
 SNIFF_BYTES = 8192
@@ -46,8 +58,17 @@ class HashingReader:
         # Storages rewind before reading; only a rewind to the start keeps the hash honest.
         if (offset, whence) != (0, 0):
             raise OSError("a hashing reader can only rewind to the start")
+        position = self.raw.seek(0)
         self._reset()
-        return self.raw.seek(0)
+        return position
+
+    def seekable(self) -> bool:
+        # Uploaders that think they can seek jump to the end for a size, skipping the hash.
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
 
     def tell(self) -> int:
         return self.size
@@ -95,6 +116,67 @@ def file_store(raw: BinaryIO, name: str) -> tuple[str, FileFacts]:
     reader = HashingReader(raw)
     stored_name = default_storage.save(name, File(reader, name=name))
     return stored_name, reader.facts()
+
+
+def file_read(source: Source, located: SourceFile) -> FileFacts:
+    """Hash and sniff a row's file without storing it."""
+    with source.open(located) as raw:
+        return file_facts(raw)
+
+
+def file_copy(source: Source, located: SourceFile, name: str) -> tuple[str, FileFacts]:
+    """Store a row's file under `name`, reading its bytes once, and return the stored name.
+
+    Raises SourceProblem when the file changed since it was resolved.
+    """
+    if isinstance(source, S3Source) and _copies_server_side(source, default_storage):
+        return _s3_copy(source, located, name, default_storage)
+    with source.open(located) as raw:
+        return file_store(raw, name)
+
+
+# One CopyObject request up to S3's 5 GiB limit; beyond it S3 copies parts, still server-side.
+S3_COPY = TransferConfig(multipart_threshold=5 * 1024**3, multipart_chunksize=512 * 1024**2)
+
+
+def _copies_server_side(source: S3Source, storage: Storage) -> bool:
+    """Whether S3 can copy from the source into the storage: the same service, no gzip."""
+    if not isinstance(storage, S3Storage) or storage.gzip:
+        return False  # gzip is applied while uploading, which a server-side copy cannot do
+    return source.client.meta.endpoint_url == storage.connection.meta.client.meta.endpoint_url
+
+
+def _s3_copy(
+    source: S3Source, located: S3Object, name: str, storage: S3Storage
+) -> tuple[str, FileFacts]:
+    """Hash the object as one GET streams it, then have S3 copy exactly the version hashed."""
+    with source.open(located) as body:
+        facts = file_facts(body)
+        etag = body.etag
+    stored, key = _s3_storage_name(storage, name)
+    # The object the storage would have written: its content type, ACL and parameters.
+    extra = {**storage._get_write_parameters(key), "MetadataDirective": "REPLACE"}
+    try:
+        storage.connection.meta.client.copy(
+            {"Bucket": source.bucket, "Key": located.key},
+            storage.bucket_name,
+            key,
+            ExtraArgs={**extra, "CopySourceIfMatch": etag},
+            Config=S3_COPY,
+        )
+    except ClientError as error:
+        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
+            raise
+        problem = "the file changed while being read"
+        raise SourceProblem.about(located.file_path, problem) from error
+    return stored, facts
+
+
+def _s3_storage_name(storage: S3Storage, name: str) -> tuple[str, str]:
+    """The name `storage.save(name, ...)` would return, and the key it would write to."""
+    validate_file_name(name, allow_relative_path=True)
+    stored = clean_name(storage.get_available_name(name))
+    return stored, storage._normalize_name(stored)
 
 
 def stored_name(import_uuid: str, row_number: int, file_name: str) -> str:

@@ -1,10 +1,24 @@
-"""A file's type against what is allowed and what its row declares. Pure: no storage."""
+"""A file's type against what is allowed and what its row declares; hashing while copying.
+
+The S3 paths (server-side copy, S3 storage) are in test_sources_s3.py.
+"""
+
+import hashlib
+import io
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imports.files import content_type_problems, sniff_content_type
+from imports.files import (
+    HashingReader,
+    content_type_problems,
+    file_copy,
+    file_read,
+    sniff_content_type,
+)
+from imports.sources import FilesystemSource
 
 DEFAULT_ALLOWED = ("image/*", "application/pdf")
 
@@ -110,3 +124,69 @@ def test_a_wildcard_allows_its_own_kind_only(kind, subtype, other):
 )
 def test_the_type_is_sniffed_from_the_first_bytes(head, expected):
     assert sniff_content_type(head) == expected
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(3 * 1024 * 1024)
+
+
+@pytest.fixture
+def scan(tmp_path: Path) -> tuple[FilesystemSource, Path]:
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "scan.png").write_bytes(PNG)
+    source = FilesystemSource(tmp_path / "source")
+    return source, source.resolve("scan.png")
+
+
+def test_a_copy_is_stored_under_its_name_and_hashed_on_the_way(scan, storage):
+    stored, facts = file_copy(*scan, "documents/7/00000001-scan.png")
+
+    assert stored == "documents/7/00000001-scan.png"
+    assert (storage / stored).read_bytes() == PNG
+    assert (facts.sha256, facts.size) == (hashlib.sha256(PNG).hexdigest(), len(PNG))
+    assert facts.content_type == "image/png"
+
+
+def test_a_copy_made_again_overwrites_its_own_earlier_copy(scan, storage):
+    file_copy(*scan, "documents/7/00000001-scan.png")
+
+    stored, _ = file_copy(*scan, "documents/7/00000001-scan.png")
+
+    assert stored == "documents/7/00000001-scan.png"
+    assert len(list((storage / "documents" / "7").iterdir())) == 1
+
+
+def test_reading_hashes_without_storing(scan, storage):
+    facts = file_read(*scan)
+
+    assert facts.sha256 == hashlib.sha256(PNG).hexdigest()
+    assert not storage.exists()
+
+
+def test_a_hashing_reader_starts_over_when_rewound_to_the_start():
+    reader = HashingReader(io.BytesIO(b"abcdef"))
+    reader.read(3)
+
+    reader.seek(0)
+
+    assert reader.read() == b"abcdef"
+    assert reader.facts().sha256 == hashlib.sha256(b"abcdef").hexdigest()
+
+
+def test_a_hashing_reader_refuses_to_skip_bytes_and_says_it_cannot_seek():
+    # An uploader that believed it could seek would jump to the end for a size, unhashed.
+    reader = HashingReader(io.BytesIO(b"abcdef"))
+
+    assert not reader.seekable()
+    with pytest.raises(OSError):
+        reader.seek(0, io.SEEK_END)
+    assert reader.read() == b"abcdef"
+
+
+def test_a_hashing_reader_is_closed_when_its_file_is():
+    raw = io.BytesIO(b"abc")
+    reader = HashingReader(raw)
+    assert not reader.closed
+
+    raw.close()
+
+    assert reader.closed
