@@ -5,6 +5,7 @@ import socket
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -103,25 +104,44 @@ def source(bucket, put) -> S3Source:
 
 
 @pytest.fixture
-def s3_storage(new_bucket, endpoint, settings) -> S3Storage:
-    """Document storage in a bucket of its own, under a `stored` prefix."""
-    storage_bucket = new_bucket("storage")
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": storage_bucket,
-                "location": "stored",
-                "endpoint_url": endpoint,
-                "access_key": KEY_ID,
-                "secret_key": SECRET,
-                "region_name": REGION,
-                "addressing_style": "path",
-            },
+def local_storage(tmp_path: Path, settings) -> Iterator[Path]:
+    """Document storage in a folder, whatever storage this run is configured with."""
+    location = tmp_path / "local media"
+    with storage_replaced(
+        settings,
+        {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(location), "allow_overwrite": True},
         },
+    ):
+        yield location
+
+
+@contextmanager
+def storage_replaced(settings, default: dict) -> Iterator[None]:
+    # Put back the run's own storage before conftest's `storage` fixture empties it at teardown.
+    before = settings.STORAGES
+    settings.STORAGES = {**before, "default": default}
+    yield
+    settings.STORAGES = before
+
+
+@pytest.fixture
+def s3_storage(new_bucket, endpoint, settings) -> Iterator[S3Storage]:
+    """Document storage in a bucket of its own, under a `stored` prefix."""
+    options = {
+        "bucket_name": new_bucket("storage"),
+        "location": "stored",
+        "endpoint_url": endpoint,
+        "access_key": KEY_ID,
+        "secret_key": SECRET,
+        "region_name": REGION,
+        "addressing_style": "path",
     }
-    return default_storage
+    with storage_replaced(
+        settings, {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+    ):
+        yield default_storage
 
 
 def problem_of(source: S3Source, file_path: str) -> str:
@@ -487,13 +507,13 @@ def test_an_object_changed_between_hashing_and_copying_is_refused(
     assert not s3_storage.exists("documents/7/00000003-a.png")
 
 
-def test_s3_to_local_storage_streams_through_the_storage(source, put, storage: Path):
+def test_s3_to_local_storage_streams_through_the_storage(source, put, local_storage):
     data = png_bytes("local", size=2 * 1024 * 1024 + 5)
     put("archive/scans/local.png", data)
 
     stored, facts = file_copy(source, source.resolve("scans/local.png"), "documents/7/1-local.png")
 
-    assert (storage / stored).read_bytes() == data
+    assert (local_storage / stored).read_bytes() == data
     assert (facts.sha256, facts.size) == (sha256(data), len(data))
 
 
@@ -578,7 +598,7 @@ def assert_imported(job, data: dict[str, bytes]) -> None:
 
 
 @pytest.mark.django_db
-def test_an_import_from_an_s3_source_into_local_storage(bucket, put, settings):
+def test_an_import_from_an_s3_source_into_local_storage(bucket, put, settings, local_storage):
     job = s3_import(bucket, put, settings, ARCHIVE)
 
     assert_imported(job, ARCHIVE)
