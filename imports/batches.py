@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -21,7 +21,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from . import tasks
-from .files import FileFacts, content_type_problems, file_facts, file_store, stored_name
+from .files import FileFacts, content_type_problems, file_copy, file_read, stored_name
 from .manifest import ManifestFormat, read_rows
 from .models import (
     Batch,
@@ -34,7 +34,7 @@ from .models import (
     RowStatus,
 )
 from .rows import RowValues, checksum_problem, repeated_identifier_problem, row_read
-from .sources import FilesystemSource, SourceProblem, source_from_settings
+from .sources import Source, SourceFile, SourceProblem, source_from_settings
 
 STAGE_ROWS = 5000
 HEARTBEAT_SECONDS = 30
@@ -142,7 +142,7 @@ class BatchContext:
     job: Import
     folder: str
     columns: tuple[str, ...]
-    source: FilesystemSource
+    source: Source
     first_rows: dict[str, int]
     existing: dict[str, Document]
     beaten_at: float = field(default_factory=time.monotonic)
@@ -165,7 +165,7 @@ class BatchContext:
             existing=Document.objects.in_bulk(identifiers, field_name="identifier"),
         )
 
-    def stored_name(self, row: Row, path: Path) -> str:
+    def stored_name(self, row: Row, path: SourceFile) -> str:
         return stored_name(self.folder, row.number, path.name)
 
     def beat(self) -> None:
@@ -243,11 +243,13 @@ def row_outcome(row: Row, context: BatchContext) -> Outcome:
     existing = context.existing.get(values.identifier)
     # A new document's file is copied while it is hashed; any other row's is only read.
     store = not (problems or existing or context.job.dry_run)
-    with context.source.open(path) as raw:
+    try:
         if store:
-            stored, facts = file_store(raw, context.stored_name(row, path))
+            stored, facts = file_copy(context.source, path, context.stored_name(row, path))
         else:
-            stored, facts = "", file_facts(raw)
+            stored, facts = "", file_read(context.source, path)
+    except SourceProblem as problem:
+        return Outcome(RowStatus.FAILED, "; ".join([*problems, str(problem)]))
     problems += _file_problems(values, facts)
     if problems:
         if stored:
@@ -262,7 +264,7 @@ def row_outcome(row: Row, context: BatchContext) -> Outcome:
     return Outcome(RowStatus.IMPORTED, str(document.uuid), document, stored_file=stored)
 
 
-def _source_file(file_path: str, source: FilesystemSource, problems: list[str]) -> Path | None:
+def _source_file(file_path: str, source: Source, problems: list[str]) -> SourceFile | None:
     """The row's file, if it can be read; what stands in the way is added to `problems`."""
     if not file_path:
         return None
@@ -294,7 +296,7 @@ def _conflict(
     values: RowValues,
     existing: Document,
     facts: FileFacts,
-    path: Path,
+    path: SourceFile,
     context: BatchContext,
 ) -> Outcome:
     """A row whose identifier is already a document: skipped, failed or updated, per policy."""
@@ -320,13 +322,14 @@ def _conflict(
     if same_file:
         _fill(existing, context.job, values, facts, existing.file.name)
         return Outcome(RowStatus.IMPORTED, str(existing.uuid), existing, updates=True)
-    with context.source.open(path) as raw:
-        stored, copied = file_store(raw, context.stored_name(row, path))
+    changed = f"file_path {values.file_path!r}: the file changed while being read"
+    try:
+        stored, copied = file_copy(context.source, path, context.stored_name(row, path))
+    except SourceProblem:
+        return Outcome(RowStatus.FAILED, changed)
     if copied.sha256 != facts.sha256:
         default_storage.delete(stored)
-        return Outcome(
-            RowStatus.FAILED, f"file_path {values.file_path!r}: the file changed while being read"
-        )
+        return Outcome(RowStatus.FAILED, changed)
     replaced = existing.file.name
     _fill(existing, context.job, values, facts, stored)
     return Outcome(

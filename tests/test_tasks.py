@@ -26,10 +26,10 @@ def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source
     first, second = Batch.objects.filter(import_job=job)
     tasks.batch_run_task.apply(args=(str(job.pk), first.pk))
 
-    def disk_full(raw, name):
+    def disk_full(source, located, name):
         raise OSError(28, "No space left on device", f"/srv/secret/{name}")
 
-    monkeypatch.setattr(batches, "file_store", disk_full)
+    monkeypatch.setattr(batches, "file_copy", disk_full)
     # when
     result = tasks.batch_run_task.apply(args=(str(job.pk), second.pk))
     # then
