@@ -14,7 +14,6 @@ from django.core.files.storage import default_storage
 from moto.server import ThreadedMotoServer
 from storages.backends.s3 import S3Storage
 
-import imports.batches
 from imports import files
 from imports.errors import SourceMisconfigured
 from imports.files import file_copy, file_read
@@ -604,9 +603,6 @@ def test_an_import_from_an_s3_source_into_local_storage(bucket, put, settings, l
     assert_imported(job, ARCHIVE)
 
 
-@pytest.mark.skipif(
-    not hasattr(imports.batches, "file_copy"), reason="waiting for batches to call file_copy"
-)
 @pytest.mark.django_db
 def test_an_import_from_an_s3_source_into_s3_storage_copies_server_side(
     bucket, put, settings, s3_storage, monkeypatch
