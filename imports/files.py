@@ -179,7 +179,7 @@ def _s3_storage_name(storage: S3Storage, name: str) -> tuple[str, str]:
     return stored, storage._normalize_name(stored)
 
 
-def stored_name(import_uuid: str, row_number: int, file_name: str) -> str:
-    """A name unique per (import, row): a redelivered batch rewrites its own copy, no other."""
+def stored_name(folder: str, row_number: int, file_name: str) -> str:
+    """A name unique per (folder, row); each attempt at a batch has a folder of its own."""
     safe = get_valid_filename(file_name)[-100:] or "file"
-    return f"documents/{import_uuid}/{row_number:08d}-{safe}"
+    return f"documents/{folder}/{row_number:08d}-{safe}"
