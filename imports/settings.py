@@ -1,8 +1,9 @@
 """Settings: embedded defaults under DATA_DIR, everything else from environment variables.
 
 With no variable set the service runs on SQLite, kombu's filesystem broker and local storage, all
-under ./var, so `make serve` needs no server. Production sets DATABASE_URL, CELERY_BROKER_URL and
-storage variables; nothing else changes.
+under ./var, so `make serve` needs no server. Production sets DATABASE_URL (PostgreSQL),
+CELERY_BROKER_URL (Redis) and STORAGE_BUCKET with the AWS_* variables (S3); nothing else changes.
+docs/configuration.md and docs/operations.md list them.
 """
 
 from pathlib import Path
@@ -57,8 +58,13 @@ TEMPLATES = [
 ]
 
 DATABASES = {
+    # postgres://user:password@host:5432/name in production (Django's backend, on psycopg 3).
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
 }
+# Seconds a connection is kept for reuse; 0 opens one per request or task. A kept connection is
+# checked before reuse, so one the database dropped meanwhile is replaced, not failed on.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue instead of
@@ -70,12 +76,67 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-STORAGES = {
-    "default": {
+# S3 (or any S3-compatible service) when STORAGE_BUCKET is set. These are the standard names
+# boto3 and django-storages read, kept as settings so that S3 sources use the same ones. Unset
+# or empty means boto3's own default (its credential chain, AWS's endpoint).
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+AWS_SESSION_TOKEN = env.str("AWS_SESSION_TOKEN", default="") or None
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+# Services other than AWS (MinIO, Ceph, moto) are reached by path: http://host/bucket/key.
+AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="") or (
+    "path" if AWS_S3_ENDPOINT_URL else None
+)
+STORAGE_BUCKET = env.str("STORAGE_BUCKET", default="")
+STORAGE_PREFIX = env.str("STORAGE_PREFIX", default="").strip("/")
+
+
+def s3_storage_options(
+    bucket: str,
+    *,
+    prefix: str = "",
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    addressing_style: str | None = None,
+) -> dict:
+    """django-storages' S3Storage options: documents, manifests and reports under `prefix/`."""
+    return {
+        "bucket_name": bucket,
+        "location": prefix,
+        "endpoint_url": endpoint_url,
+        "region_name": region_name,
+        "addressing_style": addressing_style,
+        # Stored names are unique per (import, row); a redelivered batch rewrites its own copy.
+        "file_overwrite": True,
+        # Objects stay private, under the bucket's own policy: files are served through the API,
+        # and any URL ever made for one is signed and expires.
+        "default_acl": None,
+        "querystring_auth": True,
+        # A file read back (a manifest, a document served) spills to disk beyond this size.
+        "max_memory_size": 16 * 1024**2,
+    }
+
+
+if STORAGE_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": s3_storage_options(
+            STORAGE_BUCKET,
+            prefix=STORAGE_PREFIX,
+            endpoint_url=AWS_S3_ENDPOINT_URL,
+            region_name=AWS_S3_REGION_NAME,
+            addressing_style=AWS_S3_ADDRESSING_STYLE,
+        ),
+    }
+else:
+    _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         # Stored names are unique per (import, row); a redelivered batch rewrites its own copy.
         "OPTIONS": {"location": str(DATA_DIR / "media"), "allow_overwrite": True},
-    },
+    }
+STORAGES = {
+    "default": _default_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_URL = "static/"
@@ -114,7 +175,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-if CELERY_BROKER_URL.startswith("filesystem://"):
+# Workers sharing a broker take tasks from this queue; another name keeps apart two services.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A task taken but not acknowledged (acks_late) by a worker that died without a word
+        # (SIGKILL, a lost machine) goes back to the queue only after this many seconds. Keep it
+        # above the longest batch: a batch still running past it is delivered a second time.
+        "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    }
+elif CELERY_BROKER_URL.startswith("filesystem://"):
     _queue = DATA_DIR / "broker" / "queue"
     _processed = DATA_DIR / "broker" / "processed"
     _queue.mkdir(parents=True, exist_ok=True)
