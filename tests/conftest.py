@@ -1,12 +1,21 @@
-"""Shared fixtures: API clients with tokens, a source folder, and the pipeline run inline."""
+"""Shared fixtures: API clients with tokens, a source folder, and the pipeline run inline.
+
+Also the stack markers: a test marked `needs_postgres`, `needs_redis` or `needs_s3` runs only
+when DATABASE_URL, CELERY_BROKER_URL or STORAGE_BUCKET point at that service (`.ci/run`'s second
+run sets all three), and is skipped with the reason otherwise.
+"""
 
 import hashlib
 import io
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.utils.functional import empty
 from rest_framework.test import APIClient
 
 from imports.batches import batch_run, import_split
@@ -28,16 +37,82 @@ def client_with(token: str | None) -> APIClient:
     return client
 
 
+STACK_MARKERS = {
+    "needs_postgres": (
+        lambda: django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql",
+        "needs PostgreSQL: set DATABASE_URL=postgres://... (.ci/run does)",
+    ),
+    "needs_redis": (
+        lambda: django_settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")),
+        "needs Redis: set CELERY_BROKER_URL=redis://... (.ci/run does)",
+    ),
+    "needs_s3": (
+        lambda: bool(django_settings.STORAGE_BUCKET),
+        "needs S3 storage: set STORAGE_BUCKET and AWS_* (.ci/run does, with moto's server)",
+    ),
+}
+
+
+def pytest_configure(config) -> None:
+    for name, (_, reason) in STACK_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: skipped unless configured; {reason}")
+
+
+def pytest_report_header(config) -> str:
+    """Which stack this run is on, first thing in the output."""
+    database = django_settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    broker = django_settings.CELERY_BROKER_URL.split("://", 1)[0]
+    bucket = django_settings.STORAGE_BUCKET
+    storage = f"S3 bucket {bucket}" if bucket else "local files"
+    return f"stack: database {database}, broker {broker}, storage {storage}"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip, with the reason, every test marked for a service this run is not configured for."""
+    for name, (configured, reason) in STACK_MARKERS.items():
+        if configured():
+            continue
+        for item in items:
+            if item.get_closest_marker(name):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def storage_is_s3(storage_settings: dict) -> bool:
+    return storage_settings["BACKEND"] == "storages.backends.s3.S3Storage"
+
+
 @pytest.fixture(autouse=True)
-def storage(tmp_path: Path, settings) -> Path:
-    """Storage of its own for every test, so that tests can count stored files."""
-    location = tmp_path / "media"
+def storage(tmp_path: Path, settings) -> Iterator[Path | str]:
+    """Storage of its own for every test, so that tests can count stored files.
+
+    On local storage a folder under the test's tmp_path (returned as a Path); on S3 a key prefix
+    of its own in the bucket (returned as a string), emptied afterwards.
+    """
     default = settings.STORAGES["default"]
+    if storage_is_s3(default):
+        base = default["OPTIONS"].get("location", "")
+        location = "/".join(filter(None, [base, "tests", uuid.uuid4().hex]))
+    else:
+        location = tmp_path / "media"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {**default, "OPTIONS": {**default["OPTIONS"], "location": str(location)}},
     }
-    return location
+    yield location
+    still_ours = settings.STORAGES["default"]["OPTIONS"].get("location") == str(location)
+    # Only a storage the test used has a connection, and objects, to clean up.
+    if storage_is_s3(default) and still_ours and default_storage._wrapped is not empty:
+        s3_prefix_delete(default_storage, location)
+
+
+def s3_prefix_delete(s3_storage, prefix: str) -> None:
+    """Delete every object under `prefix/` in the storage's bucket."""
+    bucket = s3_storage.bucket
+    for page in bucket.meta.client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket.name, Prefix=f"{prefix}/"
+    ):
+        if keys := [{"Key": item["Key"]} for item in page.get("Contents", [])]:
+            bucket.meta.client.delete_objects(Bucket=bucket.name, Delete={"Objects": keys})
 
 
 @pytest.fixture
@@ -92,9 +167,10 @@ def run_inline(job: Import) -> Import:
 
 def stored_files(folder: str = "documents") -> set[str]:
     """Every file in storage under `folder`, however deep."""
-    if not default_storage.exists(folder):
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:  # local storage; S3 lists a missing folder as empty
         return set()
-    folders, files = default_storage.listdir(folder)
     found = {f"{folder}/{name}" for name in files}
     for name in folders:
         found |= stored_files(f"{folder}/{name}")
