@@ -1,5 +1,11 @@
 """A real service for end-to-end tests: bin/serve (gunicorn + a Celery worker process) on a
-temporary DATA_DIR, driven over HTTP like curl would."""
+temporary DATA_DIR, driven over HTTP like curl would.
+
+On the production stack (DATABASE_URL, CELERY_BROKER_URL, STORAGE_BUCKET set) each service gets
+its own PostgreSQL database, created and dropped here, its own Celery queue on the shared Redis,
+so that no message left over from another run reaches its worker, and its own key prefix in the
+bucket, emptied afterwards.
+"""
 
 import json
 import os
@@ -12,13 +18,36 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import boto3
+import environ
+import psycopg
 import pytest
+import redis
+from django.conf import settings
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE_BYTES = 4096
+# What a command (`manage.py ...`) needs, besides DATA_DIR, to act on the same service.
+STACK_VARIABLES = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_TASK_DEFAULT_QUEUE",
+    "STORAGE_BUCKET",
+    "STORAGE_PREFIX",
+    "IMPORT_SOURCE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_S3_REGION_NAME",
+    "AWS_S3_ENDPOINT_URL",
+    "AWS_S3_ADDRESSING_STYLE",
+)
 
 
 def wait_until(check: Callable[[], object], *, timeout_s: float = 60.0, what: str = "") -> object:
@@ -46,6 +75,21 @@ class Service:
     token: str
     data_dir: Path
     source: Path
+    pid: int = 0  # bin/serve's: gunicorn and the Celery worker are its children
+    env: dict = field(default_factory=dict)  # DATA_DIR and the stack variables the service uses
+
+    def log(self) -> str:
+        """What the web server and the worker printed so far."""
+        return (self.data_dir / "serve.log").read_text(errors="replace")
+
+    def stored_files(self, folder: str = "documents") -> set[str]:
+        """Every file in the service's storage under `folder`, however deep."""
+        if prefix := self.env.get("STORAGE_PREFIX"):
+            return _s3_names(prefix, folder)
+        root = self.data_dir / "media"
+        return {
+            str(path.relative_to(root)) for path in (root / folder).rglob("*") if path.is_file()
+        }
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
@@ -99,9 +143,98 @@ def _manage(env: dict, *args: str) -> str:
     return done.stdout
 
 
+def _s3_client():
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
+        region_name=settings.AWS_S3_REGION_NAME,
+        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
+        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+        aws_session_token=settings.AWS_SESSION_TOKEN,
+    )
+
+
+def _s3_keys(prefix: str) -> Iterator[str]:
+    pages = _s3_client().get_paginator("list_objects_v2")
+    for page in pages.paginate(Bucket=settings.STORAGE_BUCKET, Prefix=f"{prefix}/"):
+        yield from (item["Key"] for item in page.get("Contents", []))
+
+
+def _s3_names(prefix: str, folder: str) -> set[str]:
+    """Storage names (keys without the storage's prefix) under `folder`."""
+    return {key.removeprefix(f"{prefix}/") for key in _s3_keys(f"{prefix}/{folder}")}
+
+
+@contextmanager
+def _s3_prefix(name: str) -> Iterator[str]:
+    """A key prefix of its own in the bucket, emptied at the end."""
+    prefix = "/".join(filter(None, [settings.STORAGE_PREFIX, "e2e", name]))
+    try:
+        yield prefix
+    finally:
+        client = _s3_client()
+        keys = list(_s3_keys(prefix))
+        for start in range(0, len(keys), 1000):
+            objects = [{"Key": key} for key in keys[start : start + 1000]]
+            client.delete_objects(Bucket=settings.STORAGE_BUCKET, Delete={"Objects": objects})
+
+
+@contextmanager
+def _postgres_database(database_url: str, suffix: str) -> Iterator[str]:
+    """A new database beside DATABASE_URL's, dropped at the end; yields its URL."""
+    config = environ.Env.db_url_config(database_url)
+    name = f"{config['NAME']}_{suffix}"[:63]
+    connect = {
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+        "dbname": config["NAME"],
+    }
+    with psycopg.connect(**connect, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(**connect, autocommit=True) as admin:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            admin.execute(drop.format(sql.Identifier(name)))
+
+
+def _redis_queue_delete(broker_url: str, queue: str) -> None:
+    """Remove the keys named after the queue: its messages and its bindings."""
+    with redis.Redis.from_url(broker_url) as client:
+        if keys := list(client.scan_iter(match=f"*{queue}*")):
+            client.delete(*keys)
+
+
+def _stack_env(stack: ExitStack) -> dict[str, str]:
+    """The variables that give one service its own database, queue and storage on the stack.
+
+    Empty on the embedded defaults, where DATA_DIR alone keeps services apart.
+    """
+    run = uuid.uuid4().hex[:12]
+    env = {}
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        env["DATABASE_URL"] = stack.enter_context(
+            _postgres_database(os.environ["DATABASE_URL"], f"e2e_{run}")
+        )
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        env["CELERY_TASK_DEFAULT_QUEUE"] = queue = f"bulk-import-e2e-{run}"
+        if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+            stack.callback(_redis_queue_delete, settings.CELERY_BROKER_URL, queue)
+    if settings.STORAGE_BUCKET:
+        env["STORAGE_PREFIX"] = stack.enter_context(_s3_prefix(run))
+    return env
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[Service]:
-    data_dir = tmp_path_factory.mktemp("service")
+    with ExitStack() as stack:
+        yield from _service_running(tmp_path_factory.mktemp("service"), _stack_env(stack))
+
+
+def _service_running(data_dir: Path, stack_env: dict[str, str]) -> Iterator[Service]:
     port = _free_port()
     env = {
         **os.environ,
@@ -110,6 +243,7 @@ def service(tmp_path_factory) -> Iterator[Service]:
         "DJANGO_SETTINGS_MODULE": "imports.settings",
         "IMPORT_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
         "WORKER_CONCURRENCY": "2",
+        **stack_env,
     }
     _manage(env, "migrate", "--noinput")
     token = _manage(env, "create_import_token", "e2e").strip().splitlines()[-1].split()[-1]
@@ -122,22 +256,39 @@ def service(tmp_path_factory) -> Iterator[Service]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    service = Service(f"http://127.0.0.1:{port}", token, data_dir, data_dir / "source")
+    service = Service(
+        f"http://127.0.0.1:{port}",
+        token,
+        data_dir,
+        data_dir / "source",
+        pid=process.pid,
+        env={
+            **{name: os.environ[name] for name in STACK_VARIABLES if name in os.environ},
+            "DATA_DIR": str(data_dir),
+            **stack_env,
+        },
+    )
 
     def up() -> bool:
-        assert process.poll() is None, (data_dir / "serve.log").read_text()
+        assert process.poll() is None, service.log()
         try:
             return service.request("GET", "/api/v1/schema/").status == 200
         except OSError:
             return False
 
-    wait_until(up, timeout_s=60, what="service up")
-    yield service
+    try:
+        wait_until(up, timeout_s=60, what="service up")
+        yield service
+    finally:
+        _stop(process)
+        log.close()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """A warm shutdown, as Ctrl-C gives; killed, and the test failed, if it takes too long."""
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         raise
-    finally:
-        log.close()

@@ -21,7 +21,7 @@ def test_the_readme_curl_session_imports_and_reports(service, tmp_path):
         .replace("var/source", str(service.source))
         .replace(".venv/bin/python manage.py", f"{sys.executable} {ROOT / 'manage.py'}")
     )
-    env = {"DATA_DIR": str(service.data_dir), "PATH": "/usr/bin:/bin"}
+    env = {**service.env, "PATH": "/usr/bin:/bin"}  # DATA_DIR, and the stack if in use
     # when they run in a shell
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
