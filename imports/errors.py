@@ -81,6 +81,10 @@ class ManifestHeaderInvalid(ManifestInvalid):
     code = "manifest_header_invalid"
 
 
+class ManifestMalformed(ManifestInvalid):
+    code = "manifest_malformed"
+
+
 class ManifestTooLarge(BulkImportError):
     code = "manifest_too_large"
 

@@ -15,7 +15,7 @@ from typing import BinaryIO, TextIO
 
 import clevercsv
 
-from .errors import ManifestEmpty, ManifestHeaderInvalid, ManifestUndecodable
+from .errors import ManifestEmpty, ManifestHeaderInvalid, ManifestMalformed, ManifestUndecodable
 
 REQUIRED_COLUMNS = ("identifier", "file_path", "title")
 DELIMITERS = (",", ";", "\t", "|")
@@ -273,13 +273,36 @@ def detect_format(raw: BinaryIO) -> ManifestFormat:
     delimiter = _delimiter(lines)
     header, lineterminator = _header(lines, delimiter)
     header_check(header)
-    return ManifestFormat(
+    manifest_format = ManifestFormat(
         encoding=encoding,
         bom=bom,
         delimiter=delimiter,
         lineterminator=lineterminator,
         columns=tuple(header),
     )
+    rows_check(raw, manifest_format)
+    return manifest_format
+
+
+def rows_check(raw: BinaryIO, manifest_format: ManifestFormat) -> None:
+    """Read every row once, so that a quote never closed is refused now, not found mid-import.
+
+    Only a sample was parsed to find the dialect; one pass over the rest is what makes counting,
+    batches and the report certain to read the whole file. Leaves `raw` at its start.
+    """
+    text = open_text(raw, manifest_format.encoding, bom=manifest_format.bom)
+    records = 0  # the header is record 1
+    try:
+        for cells in _reader(text, manifest_format.delimiter):
+            records += not is_blank(cells)
+    except csv.Error as exc:
+        raise ManifestMalformed(
+            f"The manifest is not well-formed CSV after row {max(records - 1, 0)}: {exc} "
+            "(is a quote left open?)."
+        ) from None
+    finally:
+        text.detach()  # the caller still stores `raw`
+        raw.seek(0)
 
 
 def missing_columns(columns: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from .. import lifecycle
 from ..errors import ImportStillOpen, ManifestEmpty, ReportMissing, ReportNotReady
+from ..manifest import ManifestFormat
 from ..models import Document, Import
 from ..reports import failed_rows_manifest
 from .auth import CanReadDocuments, CanRunImports
@@ -143,7 +144,8 @@ class ImportReportApi(ImportApi):
             raise ReportMissing()
         if not job.report:
             raise ReportNotReady()
-        content_type = f"text/csv; charset={job.manifest_format['encoding'].removesuffix('-sig')}"
+        charset = ManifestFormat.from_json(job.manifest_format).charset
+        content_type = f"text/csv; charset={charset}"
         if request.query_params.get("rows") == "failed":
             response = StreamingHttpResponse(failed_rows_manifest(job), content_type=content_type)
             response["Content-Disposition"] = f'attachment; filename="import-{job.uuid}-failed.csv"'

@@ -33,6 +33,29 @@ def test_report_of_an_unknown_import_is_404(api):
     assert_error(api.get(url("imports", uuid.uuid4(), "report")), 404, "not_found")
 
 
+@pytest.mark.parametrize(
+    ("codec", "bom", "charset"),
+    [
+        ("utf-8", b"\xef\xbb\xbf", "utf-8"),
+        ("utf-16-le", b"\xff\xfe", "utf-16"),
+        ("utf-16-be", b"\xfe\xff", "utf-16"),
+        ("cp1252", b"", "windows-1252"),
+    ],
+)
+def test_report_says_the_charset_it_is_written_in(api, pending, scans, codec, bom, charset):
+    lines = ["identifier\tfile_path\ttitle", "d\tscans/a.png\tCaf\u00e9 \u00dcberweg \u2013 \u00bd"]
+    upload(api, pending["uuid"], bom + csv_bytes(*lines, encoding=codec, newline="\r\n"))
+    run_inline(job_of(pending["uuid"]))
+    response = api.get(url("imports", pending["uuid"], "report"))
+    assert response["Content-Type"] == f"text/csv; charset={charset}"
+    data = streamed(response)
+    assert data.startswith(bom)
+    text = data[len(bom) :].decode(codec)
+    assert text.splitlines()[1].startswith(
+        "d\tscans/a.png\tCaf\u00e9 \u00dcberweg \u2013 \u00bd\timported\t"
+    )
+
+
 def test_report_is_a_csv_attachment_mirroring_the_manifest(api, finished):
     response = api.get(url("imports", finished.uuid, "report"))
     assert response.status_code == 200

@@ -144,6 +144,15 @@ def test_ragged_rows_fail_alone_with_a_comment_and_padding_is_fine(api, pending,
 # --- 400 --------------------------------------------------------------------------------------
 
 
+def test_a_quote_left_open_past_the_sample_is_refused_at_upload(api, pending, source):
+    lines = ["identifier,file_path,title"] + [f"A{n},a.pdf,x" for n in range(3000)]
+    lines += ['B,b.pdf,"never closed'] + [f"C{n},c.pdf,x" for n in range(20_000)]
+    response = upload(api, pending["uuid"], csv_bytes(*lines))
+    data = assert_error(response, 400, "manifest_malformed")
+    assert data["detail"].startswith("The manifest is not well-formed CSV after row 3000:")
+    assert status_of(pending["uuid"]) == "pending"
+
+
 def test_missing_required_headers_are_listed(api, pending, source):
     response = upload(api, pending["uuid"], csv_bytes("identifier,name,notes", "a,b,c"))
     data = assert_error(response, 400, "manifest_header_invalid")
