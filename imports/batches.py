@@ -192,15 +192,14 @@ def batch_run(batch_id: int) -> None:
     )
     context = BatchContext.load(job, batch, rows)
     outcomes = []
-    committed = False
-    try:
-        for row in rows:
-            outcomes.append(row_outcome(row, context))
-            context.beat()
-        committed = _commit(batch, rows, outcomes)
-    finally:
-        if not committed:
-            _discard(outcomes)
+    for row in rows:
+        outcomes.append(row_outcome(row, context))
+        context.beat()
+    # Only a commit known not to have happened discards the copies here. After an exception,
+    # even in the commit, the database may hold the commit: attempts_sweep removes the copies
+    # of whatever attempt did not commit, once the import ends.
+    if not _commit(batch, rows, outcomes):
+        _discard(outcomes)
 
 
 def _attempt_start(batch: Batch) -> Batch:

@@ -9,7 +9,7 @@ written, the import stops reporting and is shown stale, to be resumed.
 import logging
 
 from celery import Task, shared_task
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,18 @@ class ImportTask(Task):
 
         import_id = args[0]
         logger.error("task %s failed for import %s", self.name, import_id, exc_info=exc)
+        _broken_connections_close()
         try:
             import_fail(import_id, failure_reason(self.description, exc))
         except DatabaseError:
             logger.exception("import %s could not be marked as failed", import_id)
+
+
+def _broken_connections_close() -> None:
+    """Close connections the database dropped, so the next query opens a fresh one."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()
 
 
 def failure_reason(description: str, exc: BaseException) -> str:

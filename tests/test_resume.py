@@ -185,3 +185,23 @@ def test_a_batch_delivered_twice_at_once_keeps_each_attempts_copies_apart(upload
     batch = Batch.objects.get(pk=first)
     one, two = batches._attempt_start(batch), batches._attempt_start(batch)
     assert batches.attempt_folder(one) != batches.attempt_folder(two)
+
+
+def test_a_commit_whose_answer_was_lost_keeps_its_files(uploaded, monkeypatch):
+    # given the database commits a batch, but the connection drops before the worker hears it
+    first, *_ = batch_ids(uploaded)
+    commit = batches._commit
+
+    def answer_lost(batch, rows, outcomes):
+        commit(batch, rows, outcomes)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(batches, "_commit", answer_lost)
+    with pytest.raises(OperationalError):
+        batch_run(first)
+    monkeypatch.undo()
+    # when the task is retried and the import runs to its end
+    batch_run(first)
+    job = run_inline(uploaded)
+    # then the committed documents still have their files
+    assert_every_row_once(job, 6)

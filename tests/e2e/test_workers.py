@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,32 @@ def test_two_workers_share_the_batches_of_one_import(service, tmp_path):
     assert by_first > 0 and by_second > 0, (by_first, by_second)
     assert by_first + by_second >= ROWS // 100
     assert_every_row_once(service, status, "shared")
+
+
+@pytest.mark.needs_postgres
+def test_database_connections_dropped_mid_import_are_retried_and_nothing_is_doubled(service):
+    # given an import whose batches are being worked on
+    import psycopg
+
+    job = started(service, archive(service, "dropped"), batch_size=100)
+    wait_until(
+        lambda: service.request("GET", job["status_url"]).json()["processed_rows"] > 0,
+        timeout_s=60,
+        what="a batch committed",
+    )
+    # when the database drops every connection of the service, again and again for a while
+    url = service.env["DATABASE_URL"]
+    dropped = 0
+    with psycopg.connect(url, autocommit=True) as admin:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            dropped += admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            time.sleep(0.05)
+    assert dropped > 0
+    # then the tasks that met it are retried, and every row ends exactly once
+    status = service.wait_ended(job["status_url"], timeout_s=180)
+    assert_every_row_once(service, status, "dropped")
+    assert "Retry in" in service.log(), "no task met the dropped connections"
