@@ -6,6 +6,7 @@ The tests marked needs_* check the live services of a stack run, and are skipped
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RESOLVE = """
 import json
+import re
 import django
 from django.conf import settings
 django.setup()
@@ -250,3 +252,23 @@ def test_the_configured_bucket_stores_and_reads_back(storage):
     assert body == b"hello"
     with default_storage.open(name) as stored:
         assert stored.read() == b"hello"
+
+
+def test_every_variable_the_operations_guide_lists_is_read_by_the_settings():
+    # given the variables table of docs/operations.md
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    table = guide.split("### Environment variables", 1)[1].split("\n### ", 1)[0]
+    listed = {
+        name
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])
+    }
+    # then each one is an environment variable imports/settings.py reads
+    read = set(
+        re.findall(
+            r'env\.\w+\(\s*"([A-Z][A-Z0-9_]+)"', (ROOT / "imports" / "settings.py").read_text()
+        )
+    )
+    assert len(listed) >= 15
+    assert listed - read == set()
