@@ -33,7 +33,8 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE_BYTES = 4096
-# What a command (`manage.py ...`) needs, besides DATA_DIR, to act on the same service.
+# Set for the service alone; with the stack's, what another process needs to act on it.
+SERVICE_VARIABLES = ("DATA_DIR", "DJANGO_SETTINGS_MODULE", "IMPORT_MAX_FILE_BYTES")
 STACK_VARIABLES = (
     "DATABASE_URL",
     "CELERY_BROKER_URL",
@@ -76,7 +77,9 @@ class Service:
     data_dir: Path
     source: Path
     pid: int = 0  # bin/serve's: gunicorn and the Celery worker are its children
-    env: dict = field(default_factory=dict)  # DATA_DIR and the stack variables the service uses
+    # What another process (a command, a second worker) needs to act on this service: its
+    # DATA_DIR, settings and limits, and the stack variables it runs with.
+    env: dict = field(default_factory=dict)
 
     def log(self) -> str:
         """What the web server and the worker printed so far."""
@@ -264,7 +267,7 @@ def _service_running(data_dir: Path, stack_env: dict[str, str]) -> Iterator[Serv
         pid=process.pid,
         env={
             **{name: os.environ[name] for name in STACK_VARIABLES if name in os.environ},
-            "DATA_DIR": str(data_dir),
+            **{name: env[name] for name in SERVICE_VARIABLES},
             **stack_env,
         },
     )
