@@ -49,13 +49,17 @@ class FilesystemSource:
         decomposed NFD, most others composed NFC), so when the path as written leads nowhere
         its NFC and NFD spellings are tried, each under the same checks.
         """
-        root = self.root.resolve()
         for spelling in _spellings(file_path):
-            if (path := _existing_inside(root, spelling, file_path)) is not None:
+            if (path := _existing_inside(self._resolved_root, spelling, file_path)) is not None:
                 if not path.is_file():
                     raise SourceProblem.about(file_path, "is a directory, not a file")
                 return path
         raise SourceProblem.about(file_path, "no such file")
+
+    @cached_property
+    def _resolved_root(self) -> Path:
+        # Once per source, which lives for one batch: not once per row.
+        return self.root.resolve()
 
     def size(self, path: Path) -> int:
         return path.stat().st_size
