@@ -213,6 +213,8 @@ IMPORT_ALLOWED_CONTENT_TYPES = env.list(
 IMPORT_PENDING_TIMEOUT = env.int("IMPORT_PENDING_TIMEOUT", default=3600)
 IMPORT_STALE_AFTER = env.int("IMPORT_STALE_AFTER", default=900)
 IMPORT_RETENTION_DAYS = env.int("IMPORT_RETENTION_DAYS", default=30)
+# Files a batch reads and copies at once: raise it for S3, whose requests wait on the network.
+IMPORT_COPY_THREADS = env.int("IMPORT_COPY_THREADS", default=1)
 
 LOGGING = {
     "version": 1,

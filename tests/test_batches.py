@@ -58,7 +58,9 @@ def test_same_file_name_in_two_folders_gets_two_stored_files(source):
     assert len(stored_files(job)) == 2
 
 
-def test_every_failing_row_is_reported_and_the_others_import(source):
+@pytest.mark.parametrize("threads", [1, 4])
+def test_every_failing_row_is_reported_and_the_others_import(source, settings, threads):
+    settings.IMPORT_COPY_THREADS = threads
     (source / "ok.png").write_bytes(png_bytes("ok"))
     (source / "folder").mkdir()
     manifest = csv_bytes(
