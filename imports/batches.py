@@ -239,8 +239,12 @@ def attempts_sweep(import_id) -> None:
 
 
 def _folder_delete(folder: str) -> None:
-    if default_storage.exists(folder):
-        _files_delete([f"{folder}/{name}" for name in default_storage.listdir(folder)[1]])
+    # Not exists(folder): S3 has no folders, and says False for every prefix.
+    try:
+        names = default_storage.listdir(folder)[1]
+    except FileNotFoundError:  # a local folder never made
+        return
+    _files_delete([f"{folder}/{name}" for name in names])
 
 
 def row_outcome(row: Row, context: BatchContext) -> Outcome:
