@@ -8,10 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import boto3
 import pytest
 from django.core.files.storage import default_storage
-from moto.server import ThreadedMotoServer
 from storages.backends.s3 import S3Storage
 
 from imports import files
@@ -28,6 +26,7 @@ from imports.sources import (
 )
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256
+from .s3 import moto_server, s3_client
 
 KEY_ID = "AKIAMOTOTESTKEY42"
 SECRET = "moto-test-secret-do-not-leak"
@@ -36,10 +35,8 @@ REGION = "eu-central-1"
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{server._server.server_port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -59,13 +56,7 @@ def aws(endpoint: str, settings, monkeypatch) -> str:
 @pytest.fixture(scope="module")
 def s3(endpoint: str):
     """A client of the test's own, for arranging buckets and looking at them."""
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
-        region_name=REGION,
-    )
+    return s3_client(endpoint, KEY_ID, SECRET, REGION)
 
 
 @pytest.fixture

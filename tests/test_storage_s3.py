@@ -7,10 +7,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from django.core.files.storage import default_storage
-from moto.server import ThreadedMotoServer
 
 from imports.lifecycle import import_create, import_delete, import_upload
 from imports.models import Document, Import, ImportStatus
@@ -18,6 +16,7 @@ from imports.settings import s3_storage_options
 
 from .api.conftest import streamed, url
 from .conftest import csv_bytes, png_bytes, run_inline, stored_files
+from .s3 import moto_server, s3_client
 
 KEY_ID = "AKIASTORAGETEST"
 SECRET = "storage-test-secret"
@@ -28,22 +27,14 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{server._server.server_port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def s3(endpoint: str):
     """A client of the test's own, to look into the bucket behind the storage's back."""
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
-        region_name=REGION,
-    )
+    return s3_client(endpoint, KEY_ID, SECRET, REGION)
 
 
 @pytest.fixture
