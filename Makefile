@@ -26,5 +26,8 @@ lint: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python manage.py spectacular --file openapi.yaml --validate --fail-on-warn
 
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var
