@@ -221,7 +221,12 @@ def _outcomes(rows: list[Row], context: "BatchContext") -> Iterator[Outcome]:
 def _attempt_start(batch: Batch) -> Batch:
     """Number this attempt under a row lock, so concurrent attempts get different numbers."""
     with transaction.atomic():
-        locked = Batch.objects.select_for_update().select_related("import_job").get(pk=batch.pk)
+        # Only the batch's row: locking the import's too made a batch wait on every commit.
+        locked = (
+            Batch.objects.select_for_update(of=("self",))
+            .select_related("import_job")
+            .get(pk=batch.pk)
+        )
         locked.attempts += 1
         locked.save(update_fields=["attempts"])
     _heartbeat(locked.import_job_id)
