@@ -187,12 +187,14 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
 elif CELERY_BROKER_URL.startswith("filesystem://"):
     _queue = DATA_DIR / "broker" / "queue"
     _processed = DATA_DIR / "broker" / "processed"
-    _queue.mkdir(parents=True, exist_ok=True)
-    _processed.mkdir(parents=True, exist_ok=True)
+    _control = DATA_DIR / "broker" / "control"  # kombu's default is ./control, wherever that is
+    for _folder in (_queue, _processed, _control):
+        _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue),
         "data_folder_out": str(_queue),
         "processed_folder": str(_processed),
+        "control_folder": str(_control),
         "store_processed": False,
         "polling_interval": 0.1,
     }
