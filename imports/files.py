@@ -1,8 +1,6 @@
 """Copying a source file into storage while hashing it, in one pass over its bytes; its type.
 
-Where the source and the storage are the same S3 service, S3 makes the copy itself: the bytes
-are hashed on their way through this process and the copy is made only if the object is
-still the one hashed.
+Where the source and the storage are the same S3 service, S3 makes the copy itself (imports.s3).
 """
 
 import hashlib
@@ -11,16 +9,11 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import filetype
-from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import ClientError
 from django.core.files import File
-from django.core.files.storage import Storage, default_storage
-from django.core.files.utils import validate_file_name
+from django.core.files.storage import default_storage
 from django.utils.text import get_valid_filename
-from storages.backends.s3 import S3Storage
-from storages.utils import clean_name
 
-from .sources import S3Object, S3Source, Source, SourceFile, SourceProblem
+from .sources import FilesystemSource, Source, SourceFile
 
 CHUNK_BYTES = 1024 * 1024
 SNIFF_BYTES = 8192
@@ -129,54 +122,13 @@ def file_copy(source: Source, located: SourceFile, name: str) -> tuple[str, File
 
     Raises SourceProblem when the file changed since it was resolved.
     """
-    if isinstance(source, S3Source) and _copies_server_side(source, default_storage):
-        return _s3_copy(source, located, name, default_storage)
+    if not isinstance(source, FilesystemSource):
+        from .s3 import s3_copy_server_side
+
+        if copied := s3_copy_server_side(source, located, name, default_storage):
+            return copied
     with source.open(located) as raw:
         return file_store(raw, name)
-
-
-# One CopyObject request up to S3's 5 GiB limit; beyond it S3 copies parts, still server-side.
-S3_COPY = TransferConfig(multipart_threshold=5 * 1024**3, multipart_chunksize=512 * 1024**2)
-
-
-def _copies_server_side(source: S3Source, storage: Storage) -> bool:
-    """Whether S3 can copy from the source into the storage: the same service, no gzip."""
-    if not isinstance(storage, S3Storage) or storage.gzip:
-        return False  # gzip is applied while uploading, which a server-side copy cannot do
-    return source.client.meta.endpoint_url == storage.connection.meta.client.meta.endpoint_url
-
-
-def _s3_copy(
-    source: S3Source, located: S3Object, name: str, storage: S3Storage
-) -> tuple[str, FileFacts]:
-    """Hash the object as one GET streams it, then have S3 copy exactly the version hashed."""
-    with source.open(located) as body:
-        facts = file_facts(body)
-        etag = body.etag
-    stored, key = _s3_storage_name(storage, name)
-    # The object the storage would have written: its content type, ACL and parameters.
-    extra = {**storage._get_write_parameters(key), "MetadataDirective": "REPLACE"}
-    try:
-        storage.connection.meta.client.copy(
-            {"Bucket": source.bucket, "Key": located.key},
-            storage.bucket_name,
-            key,
-            ExtraArgs={**extra, "CopySourceIfMatch": etag},
-            Config=S3_COPY,
-        )
-    except ClientError as error:
-        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
-            raise
-        problem = "the file changed while being read"
-        raise SourceProblem.about(located.file_path, problem) from error
-    return stored, facts
-
-
-def _s3_storage_name(storage: S3Storage, name: str) -> tuple[str, str]:
-    """The name `storage.save(name, ...)` would return, and the key it would write to."""
-    validate_file_name(name, allow_relative_path=True)
-    stored = clean_name(storage.get_available_name(name))
-    return stored, storage._normalize_name(stored)
 
 
 def stored_name(folder: str, row_number: int, file_name: str) -> str:

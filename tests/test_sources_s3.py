@@ -12,18 +12,13 @@ import pytest
 from django.core.files.storage import default_storage
 from storages.backends.s3 import S3Storage
 
-from imports import files
+from imports import s3 as s3_module
 from imports.errors import SourceMisconfigured
 from imports.files import file_copy, file_read
 from imports.lifecycle import import_create, import_upload
 from imports.models import Document, ImportStatus
-from imports.sources import (
-    FilesystemSource,
-    S3Object,
-    S3Source,
-    SourceProblem,
-    source_from_settings,
-)
+from imports.s3 import S3Object, S3Source
+from imports.sources import FilesystemSource, SourceProblem, source_from_settings
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256
 from .s3 import moto_server, s3_client
@@ -482,14 +477,14 @@ def test_an_object_changed_between_hashing_and_copying_is_refused(
 ):
     # given an object that is overwritten right after it was hashed
     obj = source.resolve("scans/a.png")
-    hashed = files.file_facts
+    hashed = s3_module.file_facts
 
     def hash_then_overwrite(raw):
         facts = hashed(raw)
         put("archive/scans/a.png", b"overwritten")
         return facts
 
-    monkeypatch.setattr(files, "file_facts", hash_then_overwrite)
+    monkeypatch.setattr(s3_module, "file_facts", hash_then_overwrite)
 
     # when, then the copy is refused as a row problem, and nothing is stored
     with pytest.raises(SourceProblem, match="'scans/a.png': the file changed while being read"):
