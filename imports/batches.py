@@ -35,7 +35,14 @@ from .models import (
     RowStatus,
 )
 from .rows import RowValues, checksum_problem, repeated_identifier_problem, row_read
-from .sources import Source, SourceFile, SourceProblem, source_from_settings
+from .sources import (
+    UNREADABLE,
+    Source,
+    SourceFile,
+    SourceProblem,
+    SourceUnreadable,
+    source_from_settings,
+)
 
 STAGE_ROWS = 5000
 HEARTBEAT_SECONDS = 30
@@ -274,6 +281,8 @@ def row_outcome(row: Row, context: BatchContext) -> Outcome:
             stored, facts = "", file_read(context.source, path)
     except SourceProblem as problem:
         return Outcome(RowStatus.FAILED, "; ".join([*problems, str(problem)]))
+    except SourceUnreadable:
+        return Outcome(RowStatus.FAILED, "; ".join([*problems, _unreadable(values.file_path)]))
     problems += _file_problems(values, facts)
     if problems:
         if stored:
@@ -297,13 +306,22 @@ def _source_file(file_path: str, source: Source, problems: list[str]) -> SourceF
     except SourceProblem as problem:
         problems.append(str(problem))
         return None
-    if (size := source.size(path)) > settings.IMPORT_MAX_FILE_BYTES:
+    try:
+        size = source.size(path)
+    except SourceUnreadable:
+        problems.append(_unreadable(file_path))
+        return None
+    if size > settings.IMPORT_MAX_FILE_BYTES:
         problems.append(
             f"file_path {file_path!r}: the file has {size} bytes, more than the "
             f"{settings.IMPORT_MAX_FILE_BYTES} allowed"
         )
         return None
     return path
+
+
+def _unreadable(file_path: str) -> str:
+    return str(SourceProblem.about(file_path, UNREADABLE))
 
 
 def _file_problems(values: RowValues, facts: FileFacts) -> list[str]:
@@ -351,6 +369,8 @@ def _conflict(
         stored, copied = file_copy(context.source, path, context.stored_name(row, path))
     except SourceProblem:
         return Outcome(RowStatus.FAILED, changed)
+    except SourceUnreadable:
+        return Outcome(RowStatus.FAILED, _unreadable(values.file_path))
     if copied.sha256 != facts.sha256:
         default_storage.delete(stored)
         return Outcome(RowStatus.FAILED, changed)

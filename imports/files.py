@@ -13,7 +13,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils.text import get_valid_filename
 
-from .sources import FilesystemSource, Source, SourceFile
+from .sources import FilesystemSource, Source, SourceFile, SourceUnreadable
 
 CHUNK_BYTES = 1024 * 1024
 SNIFF_BYTES = 8192
@@ -40,7 +40,11 @@ class HashingReader:
         self.head = b""
 
     def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
+        try:
+            data = self.raw.read(size)
+        except OSError as error:
+            # Only the source is read here: a storage that fails to write raises elsewhere.
+            raise SourceUnreadable() from error
         self.hash.update(data)
         if len(self.head) < SNIFF_BYTES:
             self.head += data[: SNIFF_BYTES - len(self.head)]
@@ -120,7 +124,8 @@ def file_read(source: Source, located: SourceFile) -> FileFacts:
 def file_copy(source: Source, located: SourceFile, name: str) -> tuple[str, FileFacts]:
     """Store a row's file under `name`, reading its bytes once, and return the stored name.
 
-    Raises SourceProblem when the file changed since it was resolved.
+    Raises SourceProblem when the file changed since it was resolved, SourceUnreadable when
+    it cannot be read.
     """
     if not isinstance(source, FilesystemSource):
         from .s3 import s3_copy_server_side
@@ -128,7 +133,11 @@ def file_copy(source: Source, located: SourceFile, name: str) -> tuple[str, File
         if copied := s3_copy_server_side(source, located, name, default_storage):
             return copied
     with source.open(located) as raw:
-        return file_store(raw, name)
+        try:
+            return file_store(raw, name)
+        except SourceUnreadable:
+            default_storage.delete(name)  # what was written before the read failed
+            raise
 
 
 def stored_name(folder: str, row_number: int, file_name: str) -> str:

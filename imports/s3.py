@@ -24,7 +24,7 @@ from storages.utils import clean_name
 
 from .errors import SourceMisconfigured
 from .files import FileFacts, file_facts
-from .sources import Source, SourceFile, SourceProblem, relative_path, spellings
+from .sources import UNREADABLE, Source, SourceFile, SourceProblem, relative_path, spellings
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def _status(error: ClientError) -> int | None:
 def _read_problem(file_path: str, error: ClientError) -> SourceProblem | None:
     """The row's problem for a refused read; None when the failure is the service's."""
     words = {
-        403: "the file cannot be read",
+        403: UNREADABLE,
         404: "no such file",
         412: "the file changed while being read",
     }.get(_status(error))

@@ -25,6 +25,17 @@ class SourceProblem(Exception):
         return cls(f"file_path {file_path!r}: {words}")
 
 
+UNREADABLE = "the file cannot be read"
+
+
+class SourceUnreadable(Exception):
+    """Reading a row's file failed (permissions, an I/O error): that row fails, not the import.
+
+    It carries no words: the row's comment must quote the row's own file_path, which only the
+    row knows, never the resolved path.
+    """
+
+
 class SourceFile(Protocol):
     """A file a row names, as its source resolved it: a Path, or an imports.s3.S3Object."""
 
@@ -64,7 +75,11 @@ class FilesystemSource:
         """
         for spelling in spellings(file_path):
             if (path := _existing_inside(self._resolved_root, spelling, file_path)) is not None:
-                if not path.is_file():
+                try:
+                    is_file = path.is_file()
+                except OSError:  # is_file answers False only for a few errors, raises the rest
+                    raise SourceProblem.about(file_path, UNREADABLE) from None
+                if not is_file:
                     raise SourceProblem.about(file_path, "is a directory, not a file")
                 return path
         raise SourceProblem.about(file_path, "no such file")
@@ -75,10 +90,16 @@ class FilesystemSource:
         return self.root.resolve()
 
     def size(self, path: Path) -> int:
-        return path.stat().st_size
+        try:
+            return path.stat().st_size
+        except OSError as error:
+            raise SourceUnreadable() from error
 
     def open(self, path: Path) -> BinaryIO:
-        return path.open("rb")
+        try:
+            return path.open("rb")
+        except OSError as error:
+            raise SourceUnreadable() from error
 
 
 def spellings(file_path: str) -> list[str]:
@@ -111,7 +132,7 @@ def _existing_inside(root: Path, spelling: str, file_path: str) -> Path | None:
             raise SourceProblem.about(file_path, "path outside source") from None
         return None
     except (OSError, RuntimeError):
-        raise SourceProblem.about(file_path, "the file cannot be read") from None
+        raise SourceProblem.about(file_path, UNREADABLE) from None
     if not path.is_relative_to(root):
         raise SourceProblem.about(file_path, "path outside source")
     return path

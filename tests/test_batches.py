@@ -1,6 +1,7 @@
 """The background pipeline run in-process: split, batches, finish, with real files and storage."""
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -91,6 +92,53 @@ def test_every_failing_row_is_reported_and_the_others_import(source, settings, t
     assert str(source) not in "".join(comments.values())
     assert (job.processed_rows, job.imported_rows, job.failed_rows) == (6, 1, 5)
     assert len(stored_files(job)) == 1
+
+
+class FailingRead(io.BytesIO):
+    """A file whose first read fails, as a bad disk sector or a dropped network mount would."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise OSError(5, "Input/output error", "/srv/archive/secret/b.png")
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "open",  # no permission
+        "read",  # an I/O error once the file is open
+        "stat",  # gone or unreachable between resolving and sizing it
+    ],
+)
+def test_an_unreadable_file_fails_its_row_alone(source, monkeypatch, broken):
+    # given three rows whose second file cannot be read
+    for name in "abc":
+        (source / f"{name}.png").write_bytes(png_bytes(name))
+    manifest = csv_bytes(HEADER, *(f"{n},{n}.png,Title {n},,red" for n in "abc"))
+    unreadable = (source / "b.png").resolve()
+    real_open, real_stat = Path.open, Path.stat
+
+    def path_open(path, *args, **kwargs):
+        if path == unreadable and broken == "open":
+            raise PermissionError(13, "Permission denied", str(path))
+        if path == unreadable and broken == "read":
+            return FailingRead(b"")
+        return real_open(path, *args, **kwargs)
+
+    def path_stat(path, *args, **kwargs):
+        if path == unreadable and broken == "stat":
+            raise OSError(116, "Stale file handle", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", path_open)
+    monkeypatch.setattr(Path, "stat", path_stat)
+    # when
+    job = run_inline(uploaded(manifest, batch_size=3))
+    # then the row fails in words that name its own path, and the other rows import
+    assert (job.status, job.imported_rows, job.failed_rows) == (ImportStatus.FINISHED, 2, 1)
+    row = job.rows.get(number=2)
+    assert (row.status, row.comment) == ("failed", "file_path 'b.png': the file cannot be read")
+    assert set(Document.objects.values_list("identifier", flat=True)) == {"a", "c"}
+    assert len(stored_files(job)) == 2, "a partial copy was left in storage"
 
 
 def test_matching_checksum_imports(source):
