@@ -124,12 +124,15 @@ def import_finish(import_id: str) -> None:
 
 
 def import_fail(import_id: str, reason: str) -> None:
-    """End an active import in `error`, with why, and write its report."""
+    """End an active import in `error`, with why, and write its report.
+
+    Its uncommitted copies stay: a batch still copying may commit them after a `resume`. They
+    are swept when the import finishes, or when it is deleted.
+    """
     ended = Import.objects.filter(pk=import_id, status=ImportStatus.ACTIVE).update(
         status=ImportStatus.ERROR, phase=ImportPhase.NONE, error=reason, finished_at=timezone.now()
     )
     if ended:
-        attempts_sweep(import_id)
         report_write(Import.objects.get(pk=import_id))
 
 
@@ -197,6 +200,7 @@ def import_delete(job: Import) -> None:
     """Remove an ended import with its manifest and report files; its documents stay."""
     if job.is_open:
         raise ImportStillOpen()
+    attempts_sweep(job.pk)  # what an import that ended in error left uncommitted
     for stored in (job.manifest, job.report):
         if stored:
             stored.delete(save=False)

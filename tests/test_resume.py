@@ -13,6 +13,8 @@ from imports.errors import AnotherImportOpen, ImportNotResumable
 from imports.lifecycle import (
     import_cancel,
     import_create,
+    import_delete,
+    import_fail,
     import_finish,
     import_resume,
     import_upload,
@@ -167,6 +169,40 @@ def test_copies_of_an_attempt_killed_before_its_commit_are_swept(uploaded, monke
     assert Batch.objects.get(pk=first).attempts == 2
     assert Batch.objects.get(pk=first).committed_attempt == 2
     assert_every_row_once(job, 6)
+
+
+def test_an_attempt_running_while_its_import_fails_and_resumes_keeps_its_files(
+    uploaded, monkeypatch
+):
+    # given a batch that has copied its files when another batch ends the import in error,
+    # and the operator resumes at once, before that batch commits
+    first, *_ = batch_ids(uploaded)
+    commit = batches._commit
+
+    def failed_and_resumed_meanwhile(batch, rows, outcomes):
+        import_fail(str(uploaded.pk), "a batch of rows failed (OSError).")
+        import_resume(uploaded)
+        return commit(batch, rows, outcomes)
+
+    monkeypatch.setattr(batches, "_commit", failed_and_resumed_meanwhile)
+    # when that batch commits, and the resumed import runs to its end
+    batch_run(first)
+    monkeypatch.undo()
+    job = run_inline(uploaded)
+    # then no document lost its file to a sweep, and every row ended once
+    assert_every_row_once(job, 6)
+
+
+def test_an_import_deleted_after_an_error_takes_its_uncommitted_copies(uploaded, monkeypatch):
+    first, *_ = batch_ids(uploaded)
+    monkeypatch.setattr(batches, "_commit", lambda batch, rows, outcomes: 1 / 0)
+    monkeypatch.setattr(batches, "_discard", lambda outcomes: None)
+    with pytest.raises(ZeroDivisionError):
+        batch_run(first)
+    import_fail(str(uploaded.pk), "a batch of rows failed (ZeroDivisionError).")
+    assert stored_files(), "kept while the import may still be resumed"
+    import_delete(Import.objects.get(pk=uploaded.pk))
+    assert stored_files() == set()
 
 
 def test_cancel_sweeps_an_uncommitted_attempt(uploaded, monkeypatch):
