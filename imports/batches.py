@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
-from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -396,7 +395,7 @@ def _metadata(values: RowValues) -> dict:
         "language": values.language,
         "confidentiality": values.confidentiality,
         "extra": values.extra,
-        "file_name": PurePosixPath(values.file_path.replace("\\", "/")).name,
+        "file_name": values.file_name,
     }
 
 

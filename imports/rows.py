@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
+from pathlib import PurePosixPath
 
 import pycountry
 
@@ -26,6 +27,7 @@ OPTIONAL_COLUMNS = (
 )
 KNOWN_COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 MAX_LENGTHS = {"identifier": 255, "title": 1000, "author": 255, "file_path": 1000}
+FILE_NAME_MAX_LENGTH = 500  # Document.file_name; S3 keys may hold longer ones than disks do
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -35,6 +37,7 @@ class RowValues:
 
     identifier: str = ""
     file_path: str = ""
+    file_name: str = ""  # the file_path's last part, `/` or `\\` between folders
     title: str = ""
     description: str = ""
     author: str = ""
@@ -63,6 +66,9 @@ def row_read(columns: Sequence[str], cells: Sequence[str]) -> tuple[RowValues, l
         for name, limit in MAX_LENGTHS.items()
         if len(known.get(name, "")) > limit
     ]
+    file_name = PurePosixPath(known.get("file_path", "").replace("\\", "/")).name
+    if len(file_name) > FILE_NAME_MAX_LENGTH:
+        problems.append(f"the file name is longer than {FILE_NAME_MAX_LENGTH} characters")
     created_date, date_problems = _created_date(known.get("created_date", ""))
     checksum, checksum_problems = _checksum(known.get("checksum", ""))
     language = known.get("language", "").lower()
@@ -78,6 +84,7 @@ def row_read(columns: Sequence[str], cells: Sequence[str]) -> tuple[RowValues, l
     values = RowValues(
         identifier=known.get("identifier", ""),
         file_path=known.get("file_path", ""),
+        file_name=file_name,
         title=known.get("title", ""),
         description=known.get("description", ""),
         author=known.get("author", ""),

@@ -202,6 +202,23 @@ def test_an_identifier_longer_than_255_characters_is_a_problem(length, problem_c
     assert all("identifier" in problem and "255" in problem for problem in problems)
 
 
+@pytest.mark.parametrize("separator", ["/", "\\"])
+def test_the_file_name_is_the_last_part_of_file_path(separator):
+    values, _ = read(file_path=separator.join(["box 1", "folder 2", "scan 3.tif"]))
+
+    assert values.file_name == "scan 3.tif"
+
+
+@pytest.mark.parametrize(("length", "problems"), [(500, []), (501, ["longer than 500"])])
+def test_a_file_name_longer_than_500_characters_is_a_problem(length, problems):
+    # S3 keys may be 1,024 bytes long; a document keeps at most 500 characters of its name
+    _, found = read(file_path="box/" + "n" * (length - 4) + ".tif")
+
+    assert [problem for problem in found if "file name" in problem] == [
+        f"the file name is {words} characters" for words in problems
+    ]
+
+
 def test_repeated_identifier_problem_names_the_identifier_and_first_row():
     problem = repeated_identifier_problem("INV-0042", 17)
 
