@@ -8,6 +8,8 @@ still the one hashed. Imported only where S3 is in use: boto3 costs a process ab
 
 import io
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -24,7 +26,15 @@ from storages.utils import clean_name
 
 from .errors import SourceMisconfigured
 from .files import FileFacts, file_facts
-from .sources import UNREADABLE, Source, SourceFile, SourceProblem, relative_path, spellings
+from .sources import (
+    UNREADABLE,
+    Source,
+    SourceFile,
+    SourceProblem,
+    SourceUnavailable,
+    relative_path,
+    spellings,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,18 @@ class S3Object:
     name: str
     size: int
     etag: str
+
+
+@contextmanager
+def _network_errors_as_unavailable() -> Iterator[None]:
+    """botocore's own errors (timeouts, resets, an endpoint gone) are the service's, not a row's.
+
+    Some of them are OSErrors too, which must not pass for an unreadable file.
+    """
+    try:
+        yield
+    except BotoCoreError as error:
+        raise SourceUnavailable() from error
 
 
 class S3Body(io.RawIOBase):
@@ -52,7 +74,8 @@ class S3Body(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         self._started = True
-        data = self._body.read(len(buffer))
+        with _network_errors_as_unavailable():
+            data = self._body.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
@@ -125,7 +148,8 @@ class S3Source:
     def open(self, obj: S3Object) -> S3Body:
         """The object's body, refused if it changed since it was resolved (and size-checked)."""
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=obj.key, IfMatch=obj.etag)
+            with _network_errors_as_unavailable():
+                response = self.client.get_object(Bucket=self.bucket, Key=obj.key, IfMatch=obj.etag)
         except ClientError as error:
             if (problem := _read_problem(obj.file_path, error)) is None:
                 raise
@@ -142,7 +166,8 @@ class S3Source:
 
     def _head(self, key: str, file_path: str) -> S3Object | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
+            with _network_errors_as_unavailable():
+                head = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             # A missing key is a 404 whatever the error code says (and HEAD has no body).
             if _status(error) == 404:
@@ -155,7 +180,8 @@ class S3Source:
         )
 
     def _is_folder(self, key: str) -> bool:
-        listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=f"{key}/", MaxKeys=1)
+        with _network_errors_as_unavailable():
+            listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=f"{key}/", MaxKeys=1)
         return listed.get("KeyCount", 0) > 0
 
 
@@ -230,13 +256,14 @@ def _s3_copy(
     # The object the storage would have written: its content type, ACL and parameters.
     extra = {**storage._get_write_parameters(key), "MetadataDirective": "REPLACE"}
     try:
-        storage.connection.meta.client.copy(
-            {"Bucket": source.bucket, "Key": located.key},
-            storage.bucket_name,
-            key,
-            ExtraArgs={**extra, "CopySourceIfMatch": etag},
-            Config=S3_COPY,
-        )
+        with _network_errors_as_unavailable():
+            storage.connection.meta.client.copy(
+                {"Bucket": source.bucket, "Key": located.key},
+                storage.bucket_name,
+                key,
+                ExtraArgs={**extra, "CopySourceIfMatch": etag},
+                Config=S3_COPY,
+            )
     except ClientError as error:
         if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
             raise

@@ -36,6 +36,14 @@ class SourceUnreadable(Exception):
     """
 
 
+class SourceUnavailable(Exception):
+    """The source itself failed (a timeout or a dropped connection to S3), not a row's file.
+
+    Its task is retried with growing delays; if the source stays away, the import ends in error,
+    to be resumed.
+    """
+
+
 class SourceFile(Protocol):
     """A file a row names, as its source resolved it: a Path, or an imports.s3.S3Object."""
 

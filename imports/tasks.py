@@ -1,8 +1,9 @@
 """Celery tasks: thin wrappers that take ids; every decision lives in batches and lifecycle.
 
-A database that goes away is waited for: the task is retried with growing delays. Any exception
-a task cannot handle, or a database still gone after the retries, ends its import in `error`
-(with the exception's kind, never its text, which may hold a path). If even that cannot be
+A database or an S3 source that goes away is waited for: the task is retried with growing
+delays. Any exception a task cannot handle, or a database or source still gone after the
+retries, ends its import in `error` (with the exception's kind, never its text, which may hold
+a path). If even that cannot be
 written, the import stops reporting and is shown stale, to be resumed.
 """
 
@@ -10,6 +11,8 @@ import logging
 
 from celery import Task, shared_task
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
+
+from .sources import SourceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +22,7 @@ DATABASE_GONE = (OperationalError, InterfaceError)
 class ImportTask(Task):
     """A task whose first argument is an import id; failure ends that import in `error`."""
 
-    autoretry_for = DATABASE_GONE
+    autoretry_for = (*DATABASE_GONE, SourceUnavailable)
     max_retries = 5
     retry_backoff = 2  # seconds: then 4, 8, 16, 32, each with jitter
     retry_backoff_max = 60
@@ -49,6 +52,11 @@ def failure_reason(description: str, exc: BaseException) -> str:
         return (
             f"{description} failed: the database could not be reached "
             f"({type(exc).__name__}). Resume the import once the database is back."
+        )
+    if isinstance(exc, SourceUnavailable):
+        return (
+            f"{description} failed: the import source could not be reached. "
+            "Resume the import once it is back."
         )
     return f"{description} failed ({type(exc).__name__})."
 

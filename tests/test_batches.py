@@ -106,7 +106,8 @@ class FailingRead(io.BytesIO):
     [
         "open",  # no permission
         "read",  # an I/O error once the file is open
-        "stat",  # gone or unreachable between resolving and sizing it
+        "resolve",  # a stale mount: the first stat, while resolving, fails
+        "size",  # resolved, then gone or unreachable when it is sized
     ],
 )
 def test_an_unreadable_file_fails_its_row_alone(source, monkeypatch, broken):
@@ -124,9 +125,13 @@ def test_an_unreadable_file_fails_its_row_alone(source, monkeypatch, broken):
             return FailingRead(b"")
         return real_open(path, *args, **kwargs)
 
+    stats = []
+
     def path_stat(path, *args, **kwargs):
-        if path == unreadable and broken == "stat":
-            raise OSError(116, "Stale file handle", str(path))
+        if path == unreadable:
+            stats.append(path)
+            if (broken, len(stats)) in {("resolve", 1), ("size", 2)}:
+                raise OSError(116, "Stale file handle", str(path))
         return real_stat(path, *args, **kwargs)
 
     monkeypatch.setattr(Path, "open", path_open)

@@ -9,16 +9,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
+from botocore.response import StreamingBody
 from django.core.files.storage import default_storage
 from storages.backends.s3 import S3Storage
 
 from imports import s3 as s3_module
+from imports import tasks
+from imports.batches import import_split
 from imports.errors import SourceMisconfigured
 from imports.files import file_copy, file_read
 from imports.lifecycle import import_create, import_upload
-from imports.models import Document, ImportStatus
+from imports.models import Batch, Document, ImportStatus
 from imports.s3 import S3Object, S3Source
-from imports.sources import FilesystemSource, SourceProblem, source_from_settings
+from imports.sources import (
+    FilesystemSource,
+    SourceProblem,
+    SourceUnavailable,
+    source_from_settings,
+)
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256
 from .s3 import moto_server, s3_client
@@ -545,6 +554,19 @@ def test_reading_hashes_and_sniffs_without_storing(source, put, s3_storage):
     assert s3_storage.listdir("")[1] == []
 
 
+def test_a_read_that_times_out_is_the_sources_failure_not_the_files(source, put, monkeypatch):
+    # given a body whose read times out (botocore's ReadTimeoutError is an OSError too)
+    obj = source.resolve("scans/a.png")
+
+    def timed_out(self, amt=None):
+        raise ReadTimeoutError(endpoint_url="http://s3.internal:9000")
+
+    monkeypatch.setattr(StreamingBody, "read", timed_out)
+    # when, then it is not taken for an unreadable file, which would fail the row for good
+    with pytest.raises(SourceUnavailable):
+        file_read(source, obj)
+
+
 # The whole pipeline
 
 
@@ -587,6 +609,36 @@ def test_an_import_from_an_s3_source_into_local_storage(bucket, put, settings, l
     job = s3_import(bucket, put, settings, ARCHIVE)
 
     assert_imported(job, ARCHIVE)
+
+
+@pytest.mark.django_db
+def test_a_source_that_times_out_once_is_retried_and_every_row_imports(
+    bucket, put, settings, local_storage, monkeypatch
+):
+    # given an S3 source whose first read times out, and answers again after that
+    settings.IMPORT_SOURCE = f"s3://{bucket}/archive"
+    for path, body in ARCHIVE.items():
+        put(f"archive/{path}", body)
+    rows = [f"D{n},{path},Title {n}," for n, path in enumerate(ARCHIVE)]
+    job = import_upload(import_create(batch_size=10), io.BytesIO(csv_bytes(HEADER, *rows)))
+    import_split(str(job.pk))
+    read = StreamingBody.read
+    timeouts = []
+
+    def times_out_once(self, amt=None):
+        if not timeouts:
+            timeouts.append(amt)
+            raise ReadTimeoutError(endpoint_url="http://s3.internal:9000")
+        return read(self, amt)
+
+    monkeypatch.setattr(StreamingBody, "read", times_out_once)
+    # when the batch task runs, as a worker would
+    [batch] = Batch.objects.filter(import_job=job)
+    result = tasks.batch_run_task.apply(args=(str(job.pk), batch.pk))
+    # then it was retried, not failed, and no row failed for the source's hiccup
+    assert result.successful() and timeouts
+    job.refresh_from_db()
+    assert (job.status, job.imported_rows, job.failed_rows) == (ImportStatus.ACTIVE, 3, 0)
 
 
 @pytest.mark.django_db
