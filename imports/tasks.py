@@ -3,8 +3,8 @@
 A database or an S3 source that goes away is waited for: the task is retried with growing
 delays. Any exception a task cannot handle, or a database or source still gone after the
 retries, ends its import in `error` (with the exception's kind, never its text, which may hold
-a path). If even that cannot be
-written, the import stops reporting and is shown stale, to be resumed.
+a path). If even that cannot be written, the import stops reporting and is shown stale, to be
+resumed.
 """
 
 import logging
