@@ -193,12 +193,18 @@ def test_an_attempt_running_while_its_import_fails_and_resumes_keeps_its_files(
     assert_every_row_once(job, 6)
 
 
+def attempt_left_uncommitted(job: Import, monkeypatch) -> None:
+    """Run the first batch up to its commit, which fails without cleaning up after itself."""
+    first, *_ = batch_ids(job)
+    with monkeypatch.context() as patched:
+        patched.setattr(batches, "_commit", lambda batch, rows, outcomes: 1 / 0)
+        patched.setattr(batches, "_discard", lambda outcomes: None)
+        with pytest.raises(ZeroDivisionError):
+            batch_run(first)
+
+
 def test_an_import_deleted_after_an_error_takes_its_uncommitted_copies(uploaded, monkeypatch):
-    first, *_ = batch_ids(uploaded)
-    monkeypatch.setattr(batches, "_commit", lambda batch, rows, outcomes: 1 / 0)
-    monkeypatch.setattr(batches, "_discard", lambda outcomes: None)
-    with pytest.raises(ZeroDivisionError):
-        batch_run(first)
+    attempt_left_uncommitted(uploaded, monkeypatch)
     import_fail(str(uploaded.pk), "a batch of rows failed (ZeroDivisionError).")
     assert stored_files(), "kept while the import may still be resumed"
     import_delete(Import.objects.get(pk=uploaded.pk))
@@ -206,11 +212,7 @@ def test_an_import_deleted_after_an_error_takes_its_uncommitted_copies(uploaded,
 
 
 def test_cancel_sweeps_an_uncommitted_attempt(uploaded, monkeypatch):
-    first, *_ = batch_ids(uploaded)
-    monkeypatch.setattr(batches, "_commit", lambda batch, rows, outcomes: 1 / 0)
-    monkeypatch.setattr(batches, "_discard", lambda outcomes: None)
-    with pytest.raises(ZeroDivisionError):
-        batch_run(first)
+    attempt_left_uncommitted(uploaded, monkeypatch)
     assert stored_files()
     import_cancel(uploaded)
     assert stored_files() == set()
