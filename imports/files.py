@@ -128,7 +128,7 @@ def file_copy(source: Source, located: SourceFile, name: str) -> tuple[str, File
     it cannot be read.
     """
     if not isinstance(source, FilesystemSource):
-        from .s3 import s3_copy_server_side
+        from .s3 import s3_copy_server_side  # here: a folder source never pays for boto3
 
         if copied := s3_copy_server_side(source, located, name, default_storage):
             return copied
