@@ -67,6 +67,9 @@ class Import(models.Model):
     manifest_format = models.JSONField(
         default=dict, blank=True, help_text="Encoding, dialect and header of the manifest."
     )
+    manifest_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="The SHA-256 of the manifest as uploaded, in hex."
+    )
 
     total_rows = models.PositiveBigIntegerField(null=True, blank=True)
     processed_rows = models.PositiveBigIntegerField(default=0)
@@ -98,6 +101,10 @@ class Import(models.Model):
             models.CheckConstraint(
                 condition=Q(total_rows__isnull=True) | Q(processed_rows__lte=F("total_rows")),
                 name="processed_rows_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(manifest_sha256="") | Q(manifest_sha256__regex=r"^[0-9a-f]{64}$"),
+                name="manifest_sha256_is_hex",
             ),
         ]
 
