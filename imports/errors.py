@@ -85,6 +85,24 @@ class ManifestMalformed(ManifestInvalid):
     code = "manifest_malformed"
 
 
+class ManifestIncomplete(ManifestInvalid):
+    code = "manifest_incomplete"
+    default_detail = (
+        "The upload ended before the length it announced: the connection was cut. Nothing was "
+        "stored; upload the manifest again."
+    )
+
+
+class ManifestDigestMismatch(ManifestInvalid):
+    code = "manifest_digest_mismatch"
+
+
+class DigestInvalid(ManifestInvalid):
+    """A digest the client sent cannot be read, or names no algorithm this service checks."""
+
+    code = "digest_invalid"
+
+
 class ManifestTooLarge(BulkImportError):
     code = "manifest_too_large"
 

@@ -4,6 +4,7 @@ The database settles every race: the open-import lock is a unique constraint, an
 transition is a conditional UPDATE from the state it expects, so two callers cannot both win.
 """
 
+import hashlib
 import secrets
 from datetime import timedelta
 from functools import partial
@@ -24,6 +25,7 @@ from .errors import (
     ImportNotPending,
     ImportNotResumable,
     ImportStillOpen,
+    ManifestDigestMismatch,
     OptionNotSupported,
 )
 from .manifest import detect_format
@@ -79,13 +81,21 @@ def import_upload_check(job: Import) -> None:
     source_from_settings().check()
 
 
-def import_upload(job: Import, manifest: BinaryIO) -> Import:
+def import_upload(job: Import, manifest: BinaryIO, *, sha256: str = "") -> Import:
     """Check and store the manifest, make the import active and queue its first pass.
 
+    `sha256`, when given, is the manifest's digest as its sender knows it: a manifest that
+    differs is refused. The digest is recorded either way, to prove later which manifest ran.
     The pending timeout is applied when the import is looked up, not again here, so an upload
     that began in time is not refused for the time its body took to arrive.
     """
     import_upload_check(job)
+    digest = manifest_sha256(manifest)
+    if sha256 and sha256 != digest:
+        raise ManifestDigestMismatch(
+            f"The manifest's SHA-256 is {digest}, not the {sha256} given: it is not the file "
+            "you meant, or it changed in transit. Nothing was stored."
+        )
     manifest_format = detect_format(manifest)
     name = default_storage.save(
         f"manifests/{job.uuid}-{secrets.token_hex(4)}.csv", File(manifest, name="manifest.csv")
@@ -97,6 +107,7 @@ def import_upload(job: Import, manifest: BinaryIO) -> Import:
             phase=ImportPhase.COUNTING,
             manifest=name,
             manifest_format=manifest_format.to_json(),
+            manifest_sha256=digest,
             started_at=now,
             heartbeat_at=now,
         )
@@ -107,6 +118,14 @@ def import_upload(job: Import, manifest: BinaryIO) -> Import:
         raise ImportNotPending()
     job.refresh_from_db()
     return job
+
+
+def manifest_sha256(manifest: BinaryIO) -> str:
+    """The manifest's SHA-256 in hex, read from its start; leaves it at its start."""
+    manifest.seek(0)
+    digest = hashlib.file_digest(manifest, "sha256").hexdigest()
+    manifest.seek(0)
+    return digest
 
 
 def import_finish(import_id: str) -> None:

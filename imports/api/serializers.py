@@ -77,6 +77,7 @@ class ImportOutput(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "error",
+            "manifest_sha256",
             "upload_url",
             "status_url",
             "report_url",

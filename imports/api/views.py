@@ -1,23 +1,20 @@
 """HTTP adapters: each view checks input, calls one service, and shapes the answer."""
 
-from django.conf import settings
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import lifecycle
-from ..errors import ImportStillOpen, ManifestEmpty, ReportMissing, ReportNotReady
+from ..errors import ImportStillOpen, ReportMissing, ReportNotReady
 from ..manifest import ManifestFormat
 from ..models import Document, Import
 from ..reports import failed_rows_manifest
 from .auth import CanReadDocuments, CanRunImports
-from .parsers import CsvBodyParser, too_large
 from .renderers import CsvRenderer
 from .serializers import (
     DocumentOutput,
@@ -26,6 +23,7 @@ from .serializers import (
     ImportOutput,
     ManifestUploadInput,
 )
+from .uploads import manifest_upload
 
 
 def _errors(*codes: int) -> dict:
@@ -56,34 +54,48 @@ class ImportCreateApi(ImportApi):
         return self.respond(job, status=201)
 
 
+UPLOAD_PARAMETERS = [
+    OpenApiParameter(
+        "sha256",
+        str,
+        description="The manifest's SHA-256 (64 hex digits): a manifest that differs is refused "
+        "with 400 manifest_digest_mismatch and nothing is stored.",
+    ),
+    OpenApiParameter(
+        "Content-Digest",
+        str,
+        OpenApiParameter.HEADER,
+        description="RFC 9530 digest of the body, e.g. `sha-256=:<base64>:` (sha-256, sha-512); "
+        "`Repr-Digest` is checked alike. A body that differs is refused.",
+    ),
+]
+
+
 class ImportUploadApi(ImportApi):
-    parser_classes = [CsvBodyParser, MultiPartParser]
+    """The manifest as the raw body (POST, or PUT as `curl -T m.csv` sends it) or multipart."""
 
     @extend_schema(
         request={"text/csv": OpenApiTypes.BINARY, "multipart/form-data": ManifestUploadInput},
+        parameters=UPLOAD_PARAMETERS,
         responses={202: ImportOutput, **_errors(400, 401, 403, 404, 409, 413, 415)},
         summary="Upload the manifest; rows are then imported in the background",
     )
     def post(self, request, uuid):
         job = self.get_import(uuid)
         lifecycle.import_upload_check(job)  # before reading a body that may be large
-        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.IMPORT_MAX_MANIFEST_BYTES:
-            raise too_large()
-        job = lifecycle.import_upload(job, self._manifest())
+        upload = manifest_upload(request)
+        with upload.manifest:
+            job = lifecycle.import_upload(job, upload.manifest, sha256=upload.sha256)
         return self.respond(job, status=202)
 
-    def _manifest(self):
-        data = self.request.data
-        if hasattr(data, "read"):
-            return data
-        upload = self.request.FILES.get("file")
-        if upload is None:
-            raise ManifestEmpty(
-                "No manifest: send it as a text/csv body or a multipart field 'file'."
-            )
-        if upload.size > settings.IMPORT_MAX_MANIFEST_BYTES:
-            raise too_large()
-        return upload
+    @extend_schema(
+        request={"text/csv": OpenApiTypes.BINARY},
+        parameters=UPLOAD_PARAMETERS,
+        responses={202: ImportOutput, **_errors(400, 401, 403, 404, 409, 413, 415)},
+        summary="Upload the manifest as the raw body (curl -T)",
+    )
+    def put(self, request, uuid):
+        return self.post(request, uuid)
 
 
 class ImportStatusApi(ImportApi):
@@ -222,13 +234,27 @@ class DocumentDetailApi(generics.RetrieveAPIView):
         return super().get(request, *args, **kwargs)
 
 
+# Types a browser shows without running anything; every other file is served as an attachment.
+INLINE_CONTENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
+
+
 class DocumentContentApi(APIView):
     permission_classes = [CanReadDocuments]
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "inline",
+                OpenApiTypes.BOOL,
+                description="Show the file in the browser rather than download it; honoured "
+                "only for raster images (PNG, JPEG, GIF, WebP, BMP).",
+            )
+        ],
         responses={
             (200, "application/octet-stream"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="The stored file, with its sniffed content type."
+                OpenApiTypes.BINARY,
+                description="The stored file, with its sniffed content type, "
+                "Content-Security-Policy: sandbox and nosniff.",
             ),
             **_errors(401, 403, 404),
         },
@@ -236,8 +262,16 @@ class DocumentContentApi(APIView):
     )
     def get(self, request, uuid):
         document = get_object_or_404(Document, pk=uuid)
-        return FileResponse(
+        inline = (
+            request.query_params.get("inline") in ("1", "true")
+            and document.content_type in INLINE_CONTENT_TYPES
+        )
+        response = FileResponse(
             document.file.open("rb"),
+            as_attachment=not inline,
             content_type=document.content_type,
             filename=document.file_name,
         )
+        # An archive's PDF or HTML must never run as a page of the API's origin.
+        response["Content-Security-Policy"] = "sandbox"
+        return response

@@ -136,6 +136,41 @@ def test_content_is_the_stored_bytes_with_the_sniffed_type(api, finished, scans)
         assert streamed(response) == scans[name]
 
 
+def pdf_document(api, pending, source) -> str:
+    """A PDF whose JavaScript would run if a browser opened it in the API's origin."""
+    pdf = b"%PDF-1.4\n1 0 obj << /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>\n%%EOF\n"
+    (source / "script.pdf").write_bytes(pdf)
+    upload(api, pending["uuid"], csv_bytes("identifier,file_path,title", "js,script.pdf,JS"))
+    run_inline(job_of(pending["uuid"]))
+    return document_uuid("js")
+
+
+@pytest.mark.parametrize("query", ["", "?inline=1"], ids=["asked-nothing", "asked-inline"])
+def test_a_pdf_is_served_as_a_sandboxed_attachment_even_when_asked_inline(
+    api, pending, source, query
+):
+    response = api.get(url("documents", pdf_document(api, pending, source), "content") + query)
+    assert response.status_code == 200
+    assert response["Content-Security-Policy"] == "sandbox"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert 'filename="script.pdf"' in response["Content-Disposition"]
+    streamed(response)
+
+
+def test_an_image_is_an_attachment_unless_asked_inline(api, finished, scans):
+    content = url("documents", document_uuid("doc-1"), "content")
+    attached = api.get(content)
+    assert attached["Content-Disposition"].startswith("attachment;")
+    assert attached["Content-Security-Policy"] == "sandbox"
+    streamed(attached)
+    shown = api.get(content + "?inline=1")
+    assert shown["Content-Disposition"].startswith("inline;")
+    assert shown["Content-Security-Policy"] == "sandbox"
+    assert shown["X-Content-Type-Options"] == "nosniff"
+    assert streamed(shown) == scans["a.png"]
+
+
 def test_content_url_serves_the_content(api, finished, scans):
     content_url = api.get(url("documents", document_uuid("doc-3"))).json()["content_url"]
     assert streamed(api.get(content_url)) == scans["b.png"]

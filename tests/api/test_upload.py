@@ -1,16 +1,18 @@
 """Uploading a manifest: raw text/csv or multipart, and every way it is refused."""
 
+import base64
 import codecs
+import hashlib
 import io
 import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from imports.api.parsers import CsvBodyParser
-from imports.errors import ManifestTooLarge
+from imports.api.uploads import CompleteBody, digest_header_parse
+from imports.errors import DigestInvalid, ManifestIncomplete
 from imports.models import Document, Import
-from tests.conftest import csv_bytes, png_bytes, run_inline
+from tests.conftest import csv_bytes, png_bytes, run_inline, stored_files
 
 from .conftest import MANIFEST_LINES, assert_error, create, job_of, status_of, upload, url
 
@@ -330,14 +332,200 @@ def test_413_leaves_the_import_uploadable(api, pending, scans, settings):
     assert upload(api, pending["uuid"], data).status_code == 202
 
 
-def test_body_parser_stops_at_the_limit_without_content_length(settings):
-    """A body without Content-Length (chunked) is still cut off by the parser."""
-    settings.IMPORT_MAX_MANIFEST_BYTES = 10
-    with pytest.raises(ManifestTooLarge):
-        CsvBodyParser().parse(io.BytesIO(b"x" * 11))
-    spooled = CsvBodyParser().parse(io.BytesIO(b"x" * 10))
-    assert spooled.read() == b"x" * 10
-    spooled.close()
+# --- cut short, digests -----------------------------------------------------------------------
+
+
+def cut_short(api, uuid_, data: bytes, content_type: str = "text/csv"):
+    """An upload whose connection ended after half of the length it announced."""
+    return api.post(
+        url("imports", uuid_, "upload"),
+        CONTENT_TYPE=content_type,
+        CONTENT_LENGTH=str(len(data)),
+        **{"wsgi.input": io.BytesIO(data[: len(data) // 2])},
+    )
+
+
+def test_a_raw_body_shorter_than_its_content_length_is_400_and_nothing_is_stored(
+    api, pending, scans
+):
+    data = csv_bytes(*MANIFEST_LINES)
+    response = cut_short(api, pending["uuid"], data)
+    detail = assert_error(response, 400, "manifest_incomplete")["detail"]
+    assert f"of the {len(data)} bytes" in detail
+    assert_untouched(pending["uuid"])
+    assert not stored_files("manifests")
+
+
+def test_a_multipart_body_shorter_than_its_content_length_is_400(api, pending, scans):
+    boundary = "b0undary"
+    data = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + csv_bytes(*MANIFEST_LINES) * 50
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = cut_short(api, pending["uuid"], data, f"multipart/form-data; boundary={boundary}")
+    assert_error(response, 400, "manifest_incomplete")
+    assert_untouched(pending["uuid"])
+
+
+def test_a_complete_body_reads_whole_and_a_cut_one_raises():
+    whole = CompleteBody(io.BytesIO(b"x" * 10), 10)
+    assert whole.read(4) + whole.read() == b"x" * 10
+    assert whole.read() == b""
+    cut = CompleteBody(io.BytesIO(b"x" * 6), 10)
+    assert cut.read(4) == b"xxxx"
+    assert cut.read(4) == b"xx"
+    with pytest.raises(ManifestIncomplete):
+        cut.read(4)
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def with_sha256(kind: str, api, uuid_, data: bytes, sha256: str):
+    """A raw or multipart upload to the upload URL with `?sha256=`."""
+    target = f"{url('imports', uuid_, 'upload')}?sha256={sha256}"
+    if kind == "raw":
+        return api.post(target, data=data, content_type="text/csv")
+    manifest = SimpleUploadedFile("m.csv", data, content_type="text/csv")
+    return api.post(target, {"file": manifest}, format="multipart")
+
+
+def test_the_manifest_sha256_is_recorded_and_shown(api, pending, scans):
+    data = csv_bytes(*MANIFEST_LINES)
+    response = upload(api, pending["uuid"], data)
+    assert response.json()["manifest_sha256"] == hashlib.sha256(data).hexdigest()
+    status = api.get(url("imports", pending["uuid"], "status")).json()
+    assert status["manifest_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("kind", ["raw", "multipart"])
+def test_a_matching_sha256_parameter_is_accepted(api, pending, scans, kind):
+    data = csv_bytes(*MANIFEST_LINES)
+    digest = hashlib.sha256(data).hexdigest().upper()
+    response = with_sha256(kind, api, pending["uuid"], data, digest)
+    assert response.status_code == 202, response.content
+
+
+@pytest.mark.parametrize("kind", ["raw", "multipart"])
+def test_a_manifest_that_differs_from_its_sha256_is_400_and_nothing_is_stored(
+    api, pending, scans, kind
+):
+    data = csv_bytes(*MANIFEST_LINES)
+    other = hashlib.sha256(b"another manifest").hexdigest()
+    response = with_sha256(kind, api, pending["uuid"], data, other)
+    detail = assert_error(response, 400, "manifest_digest_mismatch")["detail"]
+    assert hashlib.sha256(data).hexdigest() in detail
+    assert_untouched(pending["uuid"])
+    assert not stored_files("manifests")
+
+
+@pytest.mark.parametrize("header", ["Content-Digest", "Repr-Digest"])
+def test_a_body_matching_its_digest_header_is_accepted(api, pending, scans, header):
+    data = csv_bytes(*MANIFEST_LINES)
+    value = f"sha-512=:{b64(hashlib.sha512(data).digest())}:, md5=:AAAA:, "
+    value += f"sha-256=:{b64(hashlib.sha256(data).digest())}:"
+    response = api.post(
+        url("imports", pending["uuid"], "upload"),
+        data,
+        content_type="text/csv",
+        headers={header: value},
+    )
+    assert response.status_code == 202, response.content
+
+
+@pytest.mark.parametrize("header", ["Content-Digest", "Repr-Digest"])
+def test_a_body_differing_from_its_digest_header_is_400(api, pending, scans, header):
+    data = csv_bytes(*MANIFEST_LINES)
+    value = f"sha-256=:{b64(hashlib.sha256(data[:-1]).digest())}:"
+    response = api.post(
+        url("imports", pending["uuid"], "upload"),
+        data,
+        content_type="text/csv",
+        headers={header: value},
+    )
+    assert_error(response, 400, "manifest_digest_mismatch")
+    assert_untouched(pending["uuid"])
+
+
+def test_a_multipart_content_digest_covers_the_whole_body(api, pending, scans):
+    boundary = "b0undary"
+    data = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + csv_bytes(*MANIFEST_LINES)
+        + f"\r\n--{boundary}--\r\nan epilogue".encode()
+    )
+
+    def send(body_digest: bytes):
+        return api.post(
+            url("imports", pending["uuid"], "upload"),
+            data,
+            content_type=f"multipart/form-data; boundary={boundary}",
+            headers={"Content-Digest": f"sha-256=:{b64(body_digest)}:"},
+        )
+
+    assert_error(send(hashlib.sha256(data[:-1]).digest()), 400, "manifest_digest_mismatch")
+    assert send(hashlib.sha256(data).digest()).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["sha-256=abc", "sha-256=:not base64!:", "md5=:AAAA:", "", "sha-256"],
+    ids=["not-a-byte-sequence", "not-base64", "no-algorithm-checked", "empty", "no-value"],
+)
+def test_an_unreadable_digest_header_is_400(api, pending, scans, value):
+    response = api.post(
+        url("imports", pending["uuid"], "upload"),
+        csv_bytes(*MANIFEST_LINES),
+        content_type="text/csv",
+        headers={"Content-Digest": value},
+    )
+    assert_error(response, 400, "digest_invalid")
+    assert_untouched(pending["uuid"])
+
+
+def test_a_malformed_sha256_parameter_is_400(api, pending, scans):
+    response = with_sha256("raw", api, pending["uuid"], csv_bytes(*MANIFEST_LINES), "abc")
+    assert_error(response, 400, "digest_invalid")
+    assert_untouched(pending["uuid"])
+
+
+def test_digest_fields_keep_only_algorithms_checked():
+    digest = hashlib.sha256(b"x").digest()
+    parsed = digest_header_parse(f"unixsum=:AAAA:, SHA-256=:{b64(digest)}:;param=1")
+    assert parsed == {"sha-256": digest}
+    with pytest.raises(DigestInvalid):
+        digest_header_parse("sha=:AAAA:")
+
+
+# --- curl -T: PUT, no Content-Type ------------------------------------------------------------
+
+
+def test_a_put_without_content_type_is_the_raw_manifest(api, pending, scans):
+    # `curl -T m.csv URL` sends PUT with no Content-Type
+    response = api.generic(
+        "PUT", url("imports", pending["uuid"], "upload"), csv_bytes(*MANIFEST_LINES), ""
+    )
+    assert response.status_code == 202, response.content
+    assert run_inline(job_of(pending["uuid"])).imported_rows == 2
+
+
+def test_a_compressed_body_is_415(api, pending, scans):
+    response = api.post(
+        url("imports", pending["uuid"], "upload"),
+        csv_bytes(*MANIFEST_LINES),
+        content_type="text/csv",
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert_error(response, 415, "unsupported_media_type")
+    assert_untouched(pending["uuid"])
 
 
 # --- 415, 403 ---------------------------------------------------------------------------------
