@@ -7,5 +7,7 @@ urlpatterns = [
     path("api/v1/schema/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
+handler400 = "imports.api.errors.bad_request"
+handler403 = "imports.api.errors.permission_denied"
 handler404 = "imports.api.errors.not_found"
 handler500 = "imports.api.errors.server_error"

@@ -50,6 +50,21 @@ def exception_handler(exc, context):
     return response
 
 
+def bad_request(request, exception=None) -> JsonResponse:
+    # Django's own refusals before any view: a Host not in ALLOWED_HOSTS, too many fields.
+    return JsonResponse(
+        {"code": "bad_request", "detail": "The request cannot be served: it is not valid here."},
+        status=400,
+    )
+
+
+def permission_denied(request, exception=None) -> JsonResponse:
+    return JsonResponse(
+        {"code": "permission_denied", "detail": "You do not have permission to do this."},
+        status=403,
+    )
+
+
 def not_found(request, exception=None) -> JsonResponse:
     return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
 

@@ -161,3 +161,8 @@ def test_schema_lists_the_endpoints(anonymous_api, db):
 def test_unknown_path_is_json_404(api):
     assert_error(api.get("/api/v1/nowhere"), 404, "not_found")
     assert_error(api.get(url("imports", "not-a-uuid", "status")), 404, "not_found")
+
+
+def test_a_host_not_served_is_a_json_400(api):
+    response = api.get(url("imports/"), HTTP_HOST="elsewhere.example")
+    assert_error(response, 400, "bad_request")
