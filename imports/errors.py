@@ -81,6 +81,12 @@ class ManifestHeaderInvalid(ManifestInvalid):
     code = "manifest_header_invalid"
 
 
+class ManifestHeaderTooLong(ManifestInvalid):
+    """The header has more columns, or takes more of the file, than a header may."""
+
+    code = "manifest_header_too_long"
+
+
 class ManifestMalformed(ManifestInvalid):
     code = "manifest_malformed"
 

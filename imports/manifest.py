@@ -1,7 +1,8 @@
 """Reading manifests: encoding and dialect detection, header checks, row streaming.
 
 The dialect is detected with clevercsv on a sample of whole lines (detecting on a whole file of
-millions of rows takes minutes); the rows are then streamed, so no manifest sits in memory.
+millions of rows takes minutes); the header is read whole, however far past the sample it goes,
+up to a bound; the rows are then streamed, so no manifest sits in memory.
 """
 
 import codecs
@@ -15,7 +16,14 @@ from typing import BinaryIO, TextIO
 
 import clevercsv
 
-from .errors import ManifestEmpty, ManifestHeaderInvalid, ManifestMalformed, ManifestUndecodable
+from .errors import (
+    ManifestEmpty,
+    ManifestHeaderInvalid,
+    ManifestHeaderTooLong,
+    ManifestInvalid,
+    ManifestMalformed,
+    ManifestUndecodable,
+)
 
 REQUIRED_COLUMNS = ("identifier", "file_path", "title")
 DELIMITERS = (",", ";", "\t", "|")
@@ -41,6 +49,15 @@ GUESSED_ENCODINGS = ("utf-8", "cp1252")
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 SAMPLE_BYTES = 64 * 1024
 SAMPLE_LINES = 2000
+# The header is read whole, not from the sample, but not without bound: it sits in memory, once
+# per candidate delimiter, and every document's `extra` holds a key per column past the known
+# ones. Excel and LibreOffice Calc hold at most 16,384 columns; the limit leaves room above that
+# for the two columns a report adds, so that a report can be uploaded again.
+MAX_COLUMNS = 20_000
+# What the header may take of the file, blank lines before it included: 4 Mi characters, about
+# 200 a column at MAX_COLUMNS. A file without line breaks, or with a quote left open in the
+# header, is refused once it is read this far, instead of being read whole into memory.
+MAX_HEADER_CHARACTERS = 4 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 
 
@@ -229,31 +246,102 @@ def _sample(text: TextIO) -> list[str]:
     return lines
 
 
-def _header(lines: list[str], delimiter: str) -> tuple[list[str], str]:
-    """The first non-blank record of the sample, and how the line that ends it ends.
+def _sample_header(lines: list[str], delimiter: str) -> list[str]:
+    """The first non-blank record of the sample: the header, or as much of it as the sample holds.
+
+    Only to rank a delimiter under which the whole header could not be read.
+    """
+    reader = _reader(lines, delimiter)
+    return next((cells for cells in reader if not is_blank(cells)), [])
+
+
+@dataclass(frozen=True)
+class _Header:
+    cells: list[str]
+    lineterminator: str  # how the line that ends the header ends
+
+
+def _bounded_lines(text: TextIO, limit: int) -> Iterator[str]:
+    """The file's lines from its start, each whole; raise once they add up to over `limit`.
+
+    A line is never handed on cut short: the csv reader would end the record there.
+    """
+    left = limit
+    while line := text.readline(left + 1):
+        if len(line) > left:
+            raise ManifestHeaderTooLong(
+                f"The manifest header does not end within the first {limit:,} characters of the "
+                "file, the most a header may take (is a quote left open, or are there no line "
+                "breaks?)."
+            )
+        left -= len(line)
+        yield line
+
+
+def _header(raw: BinaryIO, encoding: str, bom: bool, delimiter: str) -> _Header:
+    """The first non-blank record of the file, read whole, up to MAX_HEADER_CHARACTERS.
 
     The last line of a file may not end at all: it then counts as ending in LF.
     """
-    reader = _reader(lines, delimiter)
-    for cells in reader:
-        if not is_blank(cells):
-            last_line = lines[reader.line_num - 1]
-            return cells, last_line[len(last_line.rstrip("\r\n")) :] or "\n"
-    return [], "\n"
+    text = open_text(raw, encoding, bom=bom)
+    lines: list[str] = []  # the header's, and the blank ones before it
+    try:
+        for cells in _reader(_kept(_bounded_lines(text, MAX_HEADER_CHARACTERS), lines), delimiter):
+            if not is_blank(cells):
+                ending = lines[-1][len(lines[-1].rstrip("\r\n")) :] or "\n"
+                return _Header(cells, ending)
+        return _Header([], "\n")
+    except csv.Error:
+        # With newline="" and no control characters, only a field over the csv module's limit.
+        raise ManifestMalformed(
+            f"The manifest header holds a field longer than {csv.field_size_limit():,} "
+            "characters (is a quote left open?)."
+        ) from None
+    finally:
+        text.detach()
+        raw.seek(0)
 
 
-def _delimiter(lines: list[str]) -> str:
+def _kept(lines: Iterable[str], into: list[str]) -> Iterator[str]:
+    """The lines, each also appended to `into` as it is handed on."""
+    for line in lines:
+        into.append(line)
+        yield line
+
+
+def _candidates(lines: list[str]) -> tuple[str, ...]:
+    """The delimiters to try: clevercsv's pick on the sample first, then the others."""
+    detected = clevercsv.Detector().detect("".join(lines), delimiters=DELIMITERS)
+    picked = (detected.delimiter,) if detected and detected.delimiter else ()
+    return tuple(dict.fromkeys(picked + DELIMITERS))
+
+
+def _delimiter_and_header(
+    raw: BinaryIO, encoding: str, bom: bool, lines: list[str]
+) -> tuple[str, _Header]:
     """clevercsv's pick, unless another delimiter finds more required columns in the header.
 
     A sample of few rows, or of rows that hold other delimiters in their values, can mislead
-    the detector; the header is what a valid manifest always has, so it has the last word.
+    the detector; the header is what a valid manifest always has, so it has the last word. It is
+    read whole under each delimiter, since where a quoted field, and so the header, ends depends
+    on the delimiter. A header that cannot be read whole under a delimiter (a quote left open,
+    no line breaks) ranks by what the sample holds of it, after a readable one that finds as
+    many, and is refused if it ranks first: the delimiter that finds the required columns names
+    the problem, not another one.
     """
-    detected = clevercsv.Detector().detect("".join(lines), delimiters=DELIMITERS)
-    picked = (detected.delimiter,) if detected and detected.delimiter else ()
-    return min(
-        dict.fromkeys(picked + DELIMITERS),
-        key=lambda delimiter: len(missing_columns(_header(lines, delimiter)[0])),
-    )
+    ranked = []
+    for delimiter in _candidates(lines):
+        try:
+            header: _Header | ManifestInvalid = _header(raw, encoding, bom, delimiter)
+            cells = header.cells
+        except ManifestInvalid as exc:
+            header, cells = exc, _sample_header(lines, delimiter)
+        unreadable = isinstance(header, ManifestInvalid)
+        ranked.append(((len(missing_columns(cells)), unreadable), delimiter, header))
+    _, delimiter, header = min(ranked, key=lambda candidate: candidate[0])
+    if isinstance(header, ManifestInvalid):
+        raise header
+    return delimiter, header
 
 
 def detect_format(raw: BinaryIO) -> ManifestFormat:
@@ -270,15 +358,14 @@ def detect_format(raw: BinaryIO) -> ManifestFormat:
         raw.seek(0)
     if not any(line.strip() for line in lines):
         raise ManifestEmpty()
-    delimiter = _delimiter(lines)
-    header, lineterminator = _header(lines, delimiter)
-    header_check(header)
+    delimiter, header = _delimiter_and_header(raw, encoding, bom, lines)
+    header_check(header.cells)
     manifest_format = ManifestFormat(
         encoding=encoding,
         bom=bom,
         delimiter=delimiter,
-        lineterminator=lineterminator,
-        columns=tuple(header),
+        lineterminator=header.lineterminator,
+        columns=tuple(header.cells),
     )
     rows_check(raw, manifest_format)
     return manifest_format
@@ -311,7 +398,12 @@ def missing_columns(columns: Sequence[str]) -> list[str]:
 
 
 def header_check(columns: Sequence[str]) -> None:
-    """Refuse a header that lacks a required column or names a column twice."""
+    """Refuse a header over MAX_COLUMNS wide, or lacking a required column, or naming one twice."""
+    if len(columns) > MAX_COLUMNS:
+        raise ManifestHeaderTooLong(
+            f"The manifest header has {len(columns):,} columns; at most {MAX_COLUMNS:,} are "
+            "allowed."
+        )
     missing = missing_columns(columns)
     keys = [column_key(name) for name in columns]
     duplicated = sorted(key for key, count in Counter(k for k in keys if k).items() if count > 1)

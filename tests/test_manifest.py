@@ -12,12 +12,16 @@ from clevercsv.dialect import SimpleDialect
 from imports.errors import (
     ManifestEmpty,
     ManifestHeaderInvalid,
+    ManifestHeaderTooLong,
     ManifestInvalid,
+    ManifestMalformed,
     ManifestUndecodable,
 )
 from imports.manifest import (
     CHUNK_BYTES,
     DELIMITERS,
+    MAX_COLUMNS,
+    MAX_HEADER_CHARACTERS,
     SAMPLE_BYTES,
     SAMPLE_LINES,
     ManifestFormat,
@@ -171,14 +175,153 @@ def test_a_quote_inside_an_unquoted_field_is_text_and_the_next_rows_stay_rows():
     ]
 
 
-def test_a_manifest_without_line_breaks_is_sampled_not_read_whole():
-    # The header is cut at SAMPLE_BYTES characters: what remains of it lacks `title`.
-    data = b"identifier,file_path," + b"t" * SAMPLE_BYTES + b"itle"
+# detect_format: a header longer than the sample
 
-    with pytest.raises(ManifestHeaderInvalid) as caught:
+
+def wide_header(columns: int, *, before: tuple[str, ...] = ()) -> list[str]:
+    """The required columns, then `before`, then extra ones up to `columns` in all."""
+    extras = [f"extra_column_{i}" for i in range(columns - 3 - len(before))]
+    return ["identifier", "file_path", "title", *before, *extras]
+
+
+def wide_manifest(header: list[str], rows: int = 2, newline: str = "\n") -> str:
+    """The header, then rows as wide as it whose every cell names its row and column."""
+    lines = [",".join(header)]
+    for row in range(1, rows + 1):
+        extras = [f"r{row}c{column}" for column in range(3, len(header))]
+        lines.append(",".join([f"A{row}", f"f{row}.pdf", f"Title {row}", *extras]))
+    return newline.join(lines) + newline
+
+
+def test_a_header_of_8000_columns_is_read_whole_and_so_are_its_rows():
+    # given: a header longer than the sample (it once kept the 3,705 columns the sample held)
+    header = wide_header(8000)
+    text = wide_manifest(header)
+    assert len(text.splitlines()[0]) > SAMPLE_BYTES
+
+    # when
+    found = detect(text.encode())
+    rows = rows_of(text.encode())
+
+    # then
+    assert found.columns == tuple(header)
+    assert found.lineterminator == "\n"
+    assert [number for number, _ in rows] == [1, 2]
+    assert rows[1][1][:3] == ["A2", "f2.pdf", "Title 2"]
+    assert rows[1][1][3:] == [f"r2c{column}" for column in range(3, 8000)]
+
+
+def test_a_header_without_line_breaks_longer_than_the_sample_is_read_whole():
+    # once cut at SAMPLE_BYTES characters: what remained of it lacked `title`
+    data = b"identifier,file_path," + b"x" * SAMPLE_BYTES + b",title"
+
+    assert detect(data).columns == ("identifier", "file_path", "x" * SAMPLE_BYTES, "title")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "newline"),
+    [
+        ("utf-8", b"", "\r\n"),
+        ("utf-16-le", codecs.BOM_UTF16_LE, "\r\n"),
+        ("utf-16-be", codecs.BOM_UTF16_BE, "\n"),
+    ],
+    ids=["utf-8-crlf", "utf-16-le-crlf", "utf-16-be-lf"],
+)
+def test_a_long_header_with_a_quoted_line_break_past_the_sample_is_one_record(
+    encoding, bom, newline
+):
+    # given: the header's first line is longer than the sample; a quoted column name after it
+    # holds a line break other than the file's, and a row's cell holds one as well
+    header = wide_header(8000, before=("note",))
+    header[5000] = "first line\nsecond line"
+    quoted = [f'"{name}"' if "\n" in name else name for name in header]
+    text = wide_manifest(quoted, rows=1, newline=newline).replace("r1c4", '"r1\nc4"')
+    assert len(text.split("\n")[0]) > SAMPLE_BYTES
+    data = bom + text.encode(encoding)
+
+    # when
+    found = detect(data)
+    rows = rows_of(data)
+
+    # then
+    assert (found.encoding, found.bom, found.lineterminator) == (encoding, bool(bom), newline)
+    assert found.columns == tuple(header)
+    assert len(rows) == 1
+    assert rows[0][1][:5] == ["A1", "f1.pdf", "Title 1", "r1c3", "r1\nc4"]
+    assert len(rows[0][1]) == 8000
+
+
+def test_a_header_of_max_columns_is_accepted():
+    found = detect(wide_manifest(wide_header(MAX_COLUMNS), rows=1).encode())
+
+    assert len(found.columns) == MAX_COLUMNS
+
+
+@pytest.mark.parametrize("columns", [MAX_COLUMNS + 1, 100_000])
+def test_a_header_of_more_than_max_columns_is_refused_with_the_limit(columns):
+    # given: 100,000 columns once read as a cut header and a column "named more than once"
+    data = wide_manifest(wide_header(columns), rows=1).encode()
+
+    # when
+    with pytest.raises(ManifestHeaderTooLong) as caught:
         detect(data)
 
-    assert caught.value.extra["missing"] == ["title"]
+    # then: a 400 (ManifestInvalid) whose detail says how many and the limit
+    assert isinstance(caught.value, ManifestInvalid)
+    assert caught.value.code == "manifest_header_too_long"
+    assert caught.value.detail == (
+        f"The manifest header has {columns:,} columns; at most {MAX_COLUMNS:,} are allowed."
+    )
+
+
+def test_a_manifest_without_line_breaks_is_refused_at_the_limit_not_read_whole():
+    data = b"identifier,file_path,title," + b"x" * MAX_HEADER_CHARACTERS
+
+    with pytest.raises(ManifestHeaderTooLong) as caught:
+        detect(data)
+
+    assert f"within the first {MAX_HEADER_CHARACTERS:,} characters" in caught.value.detail
+
+
+def header_line_of(length: int) -> tuple[list[str], str]:
+    """A header's columns, and its line of `length` characters (line break included), in names
+    of about 255 characters, the last one padded to the length."""
+    filler = "x" * 250
+    count = (length - len("identifier,file_path,title\n")) // len(f",{filler}00000")
+    columns = ["identifier", "file_path", "title", *(f"{filler}{i:05d}" for i in range(count))]
+    columns[-1] += "y" * (length - len(",".join(columns)) - 1)
+    line = ",".join(columns) + "\n"
+    assert len(line) == length
+    assert len(columns) <= MAX_COLUMNS
+    return columns, line
+
+
+def test_a_header_that_fills_the_limit_exactly_is_read():
+    columns, line = header_line_of(MAX_HEADER_CHARACTERS)
+
+    found = detect(line.encode() + b"A1,a.pdf,T\n")
+
+    assert found.columns == tuple(columns)
+    assert found.lineterminator == "\n"
+
+
+def test_a_header_one_character_over_the_limit_is_refused():
+    _, line = header_line_of(MAX_HEADER_CHARACTERS + 1)
+
+    with pytest.raises(ManifestHeaderTooLong):
+        detect(line.encode() + b"A1,a.pdf,T\n")
+
+
+def test_a_quote_left_open_in_a_long_manifest_s_header_is_malformed_under_its_delimiter():
+    # given: under `;` the header reads whole and finds `title`; under `,` it holds every
+    # required column, but its quote swallows the rows. The header is refused for the quote,
+    # not for the columns `;` does not find.
+    data = b'identifier,file_path,title,"note;title\n' + b"A1,a.pdf,T,v\n" * 20_000
+
+    with pytest.raises(ManifestMalformed) as caught:
+        detect(data)
+
+    assert "quote left open" in caught.value.detail
 
 
 # detect_format: encodings
