@@ -217,6 +217,8 @@ IMPORT_STALE_AFTER = env.int("IMPORT_STALE_AFTER", default=900)
 IMPORT_RETENTION_DAYS = env.int("IMPORT_RETENTION_DAYS", default=30)
 # Files a batch reads and copies at once: raise it for S3, whose requests wait on the network.
 IMPORT_COPY_THREADS = env.int("IMPORT_COPY_THREADS", default=1)
+# A link count cannot tell where a file's other names are: some may lie outside the source.
+IMPORT_ALLOW_HARD_LINKS = env.bool("IMPORT_ALLOW_HARD_LINKS", default=False)
 
 LOGGING = {
     "version": 1,

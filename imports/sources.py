@@ -2,10 +2,14 @@
 
 A row's path is resolved against the source (a directory, or a prefix in an S3 bucket) and
 must stay inside it: absolute paths, `..` climbing out and symlinks leading out are refused.
+Only regular files are read: a directory, FIFO, socket or device is refused by what it is, and
+a file with more than one hard link unless IMPORT_ALLOW_HARD_LINKS says so (another of its names
+may lie outside the source, and a link count cannot tell where).
 Problems are worded with the row's own `file_path`, never with where the source lives.
 """
 
 import os
+import stat
 import unicodedata
 from functools import cached_property
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -84,11 +88,11 @@ class FilesystemSource:
         for spelling in spellings(file_path):
             if (path := _existing_inside(self._resolved_root, spelling, file_path)) is not None:
                 try:
-                    is_file = path.is_file()
-                except OSError:  # is_file answers False only for a few errors, raises the rest
+                    found = path.stat()  # never an open: a FIFO would wait for a writer
+                except OSError:
                     raise SourceProblem.about(file_path, UNREADABLE) from None
-                if not is_file:
-                    raise SourceProblem.about(file_path, "is a directory, not a file")
+                if (words := file_problem(found)) is not None:
+                    raise SourceProblem.about(file_path, words)
                 return path
         raise SourceProblem.about(file_path, "no such file")
 
@@ -104,10 +108,56 @@ class FilesystemSource:
             raise SourceUnreadable() from error
 
     def open(self, path: Path) -> BinaryIO:
+        """The file's bytes, through a descriptor proven to be a regular file with one link.
+
+        What was resolved may have been replaced since. So the last name is not followed if it
+        became a symlink, the open does not block if it became a FIFO, and the checks resolve
+        made are made again on the descriptor that will be read: nothing else can be read.
+        A file found changed only here is unreadable: this row's own file_path is not known.
+        """
         try:
-            return path.open("rb")
+            descriptor = os.open(path, OPEN_FLAGS)
         except OSError as error:
             raise SourceUnreadable() from error
+        try:
+            if file_problem(os.fstat(descriptor)) is not None:
+                raise SourceUnreadable()
+            os.set_blocking(descriptor, True)
+            return os.fdopen(descriptor, "rb")
+        except OSError as error:
+            os.close(descriptor)
+            raise SourceUnreadable() from error
+        except BaseException:
+            os.close(descriptor)
+            raise
+
+
+# Read-only; never through a last-name symlink; never waiting, as a FIFO's open would.
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+HARD_LINKED = (
+    "the file has other hard links, which may lead outside the source; "
+    "set IMPORT_ALLOW_HARD_LINKS=true to accept them"
+)
+
+
+def file_problem(found: os.stat_result) -> str | None:
+    """Why a file found on disk may not be imported, in plain words; None when it may."""
+    if stat.S_ISDIR(found.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(found.st_mode):
+        kind = next((words for is_kind, words in SPECIAL_FILES if is_kind(found.st_mode)), None)
+        return f"is {kind}, not a regular file" if kind else "is not a regular file"
+    if found.st_nlink > 1 and not settings.IMPORT_ALLOW_HARD_LINKS:
+        return HARD_LINKED
+    return None
 
 
 def spellings(file_path: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The background pipeline run in-process: split, batches, finish, with real files and storage."""
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from imports.batches import batch_run, import_split
 from imports.lifecycle import import_cancel, import_create, import_upload
 from imports.models import Batch, Document, Import, ImportStatus, Row
+from imports.sources import FilesystemSource
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256
 from .conftest import stored_files as stored_files_under
@@ -116,14 +118,17 @@ def test_an_unreadable_file_fails_its_row_alone(source, monkeypatch, broken):
         (source / f"{name}.png").write_bytes(png_bytes(name))
     manifest = csv_bytes(HEADER, *(f"{n},{n}.png,Title {n},,red" for n in "abc"))
     unreadable = (source / "b.png").resolve()
-    real_open, real_stat = Path.open, Path.stat
+    real_os_open, real_source_open, real_stat = os.open, FilesystemSource.open, Path.stat
 
-    def path_open(path, *args, **kwargs):
+    def os_open(path, *args, **kwargs):
         if path == unreadable and broken == "open":
             raise PermissionError(13, "Permission denied", str(path))
+        return real_os_open(path, *args, **kwargs)
+
+    def source_open(source, path):
         if path == unreadable and broken == "read":
             return FailingRead(b"")
-        return real_open(path, *args, **kwargs)
+        return real_source_open(source, path)
 
     stats = []
 
@@ -134,7 +139,8 @@ def test_an_unreadable_file_fails_its_row_alone(source, monkeypatch, broken):
                 raise OSError(116, "Stale file handle", str(path))
         return real_stat(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", path_open)
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(FilesystemSource, "open", source_open)
     monkeypatch.setattr(Path, "stat", path_stat)
     # when
     job = run_inline(uploaded(manifest, batch_size=3))

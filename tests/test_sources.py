@@ -1,13 +1,21 @@
-"""Resolving a row's file_path inside a filesystem source. Uses tmp_path, no database."""
+"""Resolving a row's file_path inside a filesystem source, and opening it. Uses tmp_path; only
+the test through a whole import uses the database."""
 
+import io
 import os
+import socket
+import stat
 import unicodedata
 from pathlib import Path
 
 import pytest
 
 from imports.errors import SourceMisconfigured
-from imports.sources import FilesystemSource, SourceProblem
+from imports.lifecycle import import_create, import_upload
+from imports.models import Document, ImportStatus
+from imports.sources import FilesystemSource, SourceProblem, SourceUnreadable
+
+from .conftest import csv_bytes, png_bytes, run_inline
 
 
 @pytest.fixture
@@ -215,3 +223,162 @@ def test_check_refuses_a_missing_directory(tmp_path):
 def test_check_refuses_a_regular_file(root, tmp_path):
     with pytest.raises(SourceMisconfigured):
         FilesystemSource(tmp_path / "secret.txt").check()
+
+
+# Special files: a FIFO opened for reading waits for a writer forever, so none may be opened.
+# Each test that could block has a short timeout of its own.
+
+
+def make_fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def make_socket(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bound by a relative name: a socket's path is limited to about 100 bytes.
+    monkeypatch.chdir(path.parent)
+    with socket.socket(socket.AF_UNIX) as bound:
+        bound.bind(path.name)
+
+
+def make_device(path: Path, kind: int) -> None:
+    try:
+        os.mknod(path, kind | 0o600, os.makedev(1, 3))  # what /dev/null is
+    except PermissionError:
+        pytest.skip("making a device node needs root (CAP_MKNOD)")
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_is_not_a_regular_file(root):
+    make_fifo(root / "pipe.png")
+
+    assert problem_of(root, "pipe.png").endswith("is a named pipe (FIFO), not a regular file")
+
+
+@pytest.mark.timeout(10)
+def test_a_unix_socket_is_not_a_regular_file(root, monkeypatch):
+    make_socket(root / "socket.png", monkeypatch)
+
+    assert problem_of(root, "socket.png").endswith("is a socket, not a regular file")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [(stat.S_IFCHR, "is a character device"), (stat.S_IFBLK, "is a block device")],
+)
+def test_a_device_is_not_a_regular_file(root, kind, words):
+    make_device(root / "device.png", kind)
+
+    assert problem_of(root, "device.png").endswith(f"{words}, not a regular file")
+
+
+@pytest.mark.timeout(10)
+def test_a_symlink_inside_the_source_to_a_fifo_is_not_a_regular_file(root):
+    make_fifo(root / "pipe")
+    os.symlink(root / "pipe", root / "alias.png")
+
+    assert problem_of(root, "alias.png").endswith("is a named pipe (FIFO), not a regular file")
+
+
+def test_a_directory_is_still_named_a_directory(root):
+    assert problem_of(root, "scans").endswith("is a directory, not a file")
+
+
+HARD_LINKS = (
+    "the file has other hard links, which may lead outside the source; "
+    "set IMPORT_ALLOW_HARD_LINKS=true to accept them"
+)
+
+
+def test_a_hard_link_to_a_file_outside_the_source_is_refused(root, tmp_path):
+    os.link(tmp_path / "secret.txt", root / "linked.txt")
+
+    assert problem_of(root, "linked.txt").endswith(HARD_LINKS)
+
+
+def test_a_file_with_a_second_link_inside_the_source_is_refused_too(root):
+    # A link count cannot tell where the other names are: one inside looks like one outside.
+    os.link(root / "scans" / "a.png", root / "again.png")
+
+    assert problem_of(root, "scans/a.png").endswith(HARD_LINKS)
+
+
+def test_hard_links_are_accepted_when_the_setting_allows_them(root, tmp_path, settings):
+    settings.IMPORT_ALLOW_HARD_LINKS = True
+    os.link(tmp_path / "secret.txt", root / "linked.txt")
+    source = FilesystemSource(root)
+
+    with source.open(source.resolve("linked.txt")) as opened:
+        assert opened.read() == b"outside"
+
+
+# What was resolved may be changed before it is opened: open checks again, on what it opened.
+
+
+def swapped(root: Path, make) -> tuple[FilesystemSource, Path]:
+    """A source, and scans/a.png as resolved; then something else is put in its place."""
+    source = FilesystemSource(root)
+    resolved = source.resolve("scans/a.png")
+    replacement = root / "replacement"
+    make(replacement)
+    (root / "scans" / "a.png").unlink()
+    os.rename(replacement, root / "scans" / "a.png")
+    return source, resolved
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "make",
+    [
+        make_fifo,
+        lambda path: os.link(path.parent.parent / "secret.txt", path),
+        lambda path: os.symlink(path.parent.parent / "secret.txt", path),
+        lambda path: path.mkdir(),
+    ],
+    ids=["fifo", "hard link out", "symlink out", "directory"],
+)
+def test_a_file_swapped_after_it_was_resolved_is_not_opened(root, make):
+    source, resolved = swapped(root, make)
+
+    with pytest.raises(SourceUnreadable):
+        source.open(resolved).close()
+
+
+def test_a_hard_link_swapped_in_opens_when_the_setting_allows_them(root, settings):
+    settings.IMPORT_ALLOW_HARD_LINKS = True
+    source, resolved = swapped(root, lambda path: os.link(path.parent.parent / "x", path))
+
+    with source.open(resolved) as opened:
+        assert opened.read() == b"outside"
+
+
+def test_an_opened_file_reads_whole_and_blocking(root):
+    source = FilesystemSource(root)
+
+    with source.open(source.resolve("scans/a.png")) as opened:
+        assert opened.read() == b"png"
+        assert os.get_blocking(opened.fileno())
+
+
+@pytest.mark.django_db
+@pytest.mark.timeout(20)
+def test_special_files_and_hard_links_fail_their_rows_in_an_import(source, tmp_path):
+    # given a good file, a FIFO, and a hard link to a file outside the source
+    (source / "ok.png").write_bytes(png_bytes("ok"))
+    make_fifo(source / "pipe.png")
+    (tmp_path / "outside.png").write_bytes(png_bytes("outside"))
+    os.link(tmp_path / "outside.png", source / "linked.png")
+    manifest = csv_bytes(
+        "identifier,file_path,title", "A,ok.png,Fine", "B,pipe.png,Pipe", "C,linked.png,Link"
+    )
+    job = import_upload(import_create(batch_size=3), io.BytesIO(manifest))
+
+    # when
+    job = run_inline(job)
+
+    # then the import ends, and only the good row is a document
+    assert (job.status, job.imported_rows, job.failed_rows) == (ImportStatus.FINISHED, 1, 2)
+    comments = dict(job.rows.values_list("identifier", "comment"))
+    assert comments["B"] == "file_path 'pipe.png': is a named pipe (FIFO), not a regular file"
+    assert comments["C"] == f"file_path 'linked.png': {HARD_LINKS}"
+    assert list(Document.objects.values_list("identifier", flat=True)) == ["A"]
