@@ -60,7 +60,9 @@ METADATA_FIELDS = (
 def import_split(import_id: str) -> None:
     """Count the manifest's rows, stage them in batches, then queue every batch.
 
-    Safe to run again: an earlier, interrupted try's staging is replaced.
+    Safe to run again: an earlier, interrupted try's staging is replaced. Stops at the next
+    group of STAGE_ROWS once the import is no longer counting (cancelled, failed), so a cancel
+    stops it within a group's time; what was staged is not used.
     """
     job = Import.objects.get(pk=import_id)
     if job.status != ImportStatus.ACTIVE or job.phase != ImportPhase.COUNTING:
@@ -82,6 +84,9 @@ def import_split(import_id: str) -> None:
         )
         batches = enumerate(_chunks(staged, job.batch_size), start=1)
         for group in _chunks(batches, max(1, STAGE_ROWS // job.batch_size)):
+            # Outside the group's transaction, so that a cancel on PostgreSQL never waits for it.
+            if not _counting_heartbeat(job.pk):
+                return
             with transaction.atomic():
                 Row.objects.bulk_create([row for _, rows in group for row in rows])
                 Batch.objects.bulk_create(
@@ -94,7 +99,6 @@ def import_split(import_id: str) -> None:
                     for number, rows in group
                 )
             total += sum(len(rows) for _, rows in group)
-            _heartbeat(job.pk)
     with transaction.atomic():
         counted = Import.objects.filter(
             pk=job.pk, status=ImportStatus.ACTIVE, phase=ImportPhase.COUNTING
@@ -123,6 +127,15 @@ def batches_dispatch(import_id) -> None:
         queued += 1
     if not queued:
         tasks.import_finish_task.delay(str(import_id))
+
+
+def _counting_heartbeat(import_id) -> bool:
+    """Record a heartbeat if the import is still counting; say whether it is (one UPDATE)."""
+    return bool(
+        Import.objects.filter(
+            pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.COUNTING
+        ).update(heartbeat_at=timezone.now())
+    )
 
 
 def _heartbeat(import_id) -> None:

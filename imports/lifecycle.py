@@ -30,7 +30,13 @@ from .errors import (
 )
 from .manifest import detect_format
 from .models import OPEN_STATUSES, Document, Import, ImportPhase, ImportStatus, OnConflict
-from .reports import report_write
+from .reports import (
+    report_delete,
+    report_record,
+    report_waits_for_space,
+    report_write,
+    reports_delete,
+)
 from .sources import source_from_settings
 
 
@@ -136,23 +142,57 @@ def import_finish(import_id: str) -> None:
     if not moved:
         return  # another worker is finishing it, or it ended otherwise
     attempts_sweep(import_id)
-    report_write(Import.objects.get(pk=import_id))
-    Import.objects.filter(
+    name = report_write(Import.objects.get(pk=import_id))
+    finished = Import.objects.filter(
         pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.REPORTING
-    ).update(status=ImportStatus.FINISHED, phase=ImportPhase.NONE, finished_at=timezone.now())
+    ).update(
+        status=ImportStatus.FINISHED,
+        phase=ImportPhase.NONE,
+        report=name,
+        finished_at=timezone.now(),
+    )
+    if not finished:
+        report_delete(name)  # cancelled or failed meanwhile: that end queued a report of its own
 
 
 def import_fail(import_id: str, reason: str) -> None:
-    """End an active import in `error`, with why, and write its report.
+    """End an active import in `error`, with why, and queue its report.
 
     Its uncommitted copies stay: a batch still copying may commit them after a `resume`. They
     are swept when the import finishes, or when it is deleted.
     """
-    ended = Import.objects.filter(pk=import_id, status=ImportStatus.ACTIVE).update(
-        status=ImportStatus.ERROR, phase=ImportPhase.NONE, error=reason, finished_at=timezone.now()
-    )
-    if ended:
-        report_write(Import.objects.get(pk=import_id))
+    with transaction.atomic():
+        ended = Import.objects.filter(pk=import_id, status=ImportStatus.ACTIVE).update(
+            status=ImportStatus.ERROR,
+            phase=ImportPhase.NONE,
+            error=reason,
+            finished_at=timezone.now(),
+        )
+        if ended:
+            transaction.on_commit(partial(tasks.import_report_task.delay, str(import_id)))
+
+
+def import_report(import_id: str) -> None:
+    """Write the report of an import that ended in error or was cancelled (the report task).
+
+    A cancelled import's uncommitted copies are swept first. Nothing is done for an import
+    deleted, resumed or already reported meanwhile. A storage with no space left is said in the
+    import's `error`, and raised for the task to try again later.
+    """
+    job = Import.objects.filter(pk=import_id).first()
+    if job is None or job.is_open or job.report or not job.manifest:
+        return
+    if job.status == ImportStatus.FINISHED:
+        return  # import_finish writes its own report
+    if job.status == ImportStatus.CANCELLED:
+        attempts_sweep(job.pk)
+    try:
+        name = report_write(job)
+    except OSError as error:
+        if tasks.storage_full(error):
+            report_waits_for_space(job)
+        raise
+    report_record(job, name)
 
 
 def import_resume(job: Import) -> Import:
@@ -201,17 +241,19 @@ def _continue(import_id: str, phase: str) -> None:
 
 
 def import_cancel(job: Import) -> Import:
-    """Stop a pending or active import; batches not yet committed will not commit."""
-    ended = Import.objects.filter(pk=job.pk, status__in=OPEN_STATUSES).update(
-        status=ImportStatus.CANCELLED, phase=ImportPhase.NONE, finished_at=timezone.now()
-    )
+    """Stop a pending or active import; batches not yet committed will not commit.
+
+    It answers at once: the report, and the sweep of uncommitted copies, are queued.
+    """
+    with transaction.atomic():
+        ended = Import.objects.filter(pk=job.pk, status__in=OPEN_STATUSES).update(
+            status=ImportStatus.CANCELLED, phase=ImportPhase.NONE, finished_at=timezone.now()
+        )
+        if ended:
+            transaction.on_commit(partial(tasks.import_report_task.delay, str(job.pk)))
     if not ended:
         raise ImportAlreadyEnded()
     job.refresh_from_db()
-    attempts_sweep(job.pk)
-    if job.manifest:
-        report_write(job)
-        job.refresh_from_db()
     return job
 
 
@@ -223,10 +265,14 @@ def import_delete(job: Import) -> None:
     for stored in (job.manifest, job.report):
         if stored:
             stored.delete(save=False)
+    import_id = job.pk  # job.delete() forgets it
     with transaction.atomic():
         # One UPDATE, not one per document as the cascade would do it.
         Document.objects.filter(import_job=job).update(import_job=None)
         job.delete()
+    # Once the import is gone, a report write in flight can no longer be recorded, so it removes
+    # its own file; one recorded before is among these, with any a failed write left.
+    reports_delete(import_id)
 
 
 def imports_purge(days: int) -> int:

@@ -2,17 +2,28 @@
 
 It is written once, when an import ends, by streaming the stored manifest beside the row
 results ordered by row number: linear in the manifest, never re-read per batch.
+
+Each write has a name of its own in the import's folder under reports/, recorded on the import
+only if the import still ended as it had when the write began: two writes never share a file, a
+write that lost (the import was resumed, or deleted) removes its own, and a write that failed
+half-way (a full disk) removes what it wrote. Deleting an import empties its folder.
 """
 
+import logging
+import secrets
 import tempfile
 from collections.abc import Iterator
 from itertools import chain
 
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db.models import Case, F, TextField, Value, When
+from django.db.models.functions import Concat, Replace
 
 from .manifest import ManifestFormat, read_rows, without_padding
 from .models import Import, ImportStatus, RowStatus
+
+logger = logging.getLogger(__name__)
 
 REPORT_COLUMNS = ("import_status", "import_comment")
 FAILED_STATUSES = (RowStatus.FAILED, RowStatus.NOT_PROCESSED)
@@ -21,6 +32,11 @@ NOT_PROCESSED_BECAUSE = {
     ImportStatus.ERROR: "not processed: the import ended in error before this row's batch",
 }
 FLUSH_ROWS = 1000
+# Said in the import's `error` while its report waits for space, and in `report`'s 409.
+REPORT_WAITS_FOR_SPACE = (
+    "The report is not written yet: the storage is full. It is tried again every few minutes "
+    "and written once space is freed."
+)
 
 
 def report_rows(job: Import) -> Iterator[tuple[list[str], str, str]]:
@@ -51,11 +67,11 @@ def _aligned(cells: list[str], width: int) -> list[str]:
     return cells + [""] * (width - len(cells))
 
 
-def report_write(job: Import) -> None:
-    """Write the whole report into storage and record its name on the import.
+def report_write(job: Import) -> str:
+    """Write the whole report into storage under a name of its own, and return the name.
 
     In the manifest's own encoding, byte-order mark and dialect, so that whatever opened the
-    manifest opens its report alike.
+    manifest opens its report alike. A write that fails removes what it wrote, then raises.
     """
     manifest_format = ManifestFormat.from_json(job.manifest_format)
     width = len(manifest_format.columns)
@@ -65,13 +81,78 @@ def report_write(job: Import) -> None:
         [*cells[:width], status, comment, *cells[width:]]
         for cells, status, comment in report_rows(job)
     )
-    with tempfile.TemporaryFile() as out:
-        out.write(manifest_format.byte_order_mark)
-        for cells in chain([header], rows):
-            out.write(manifest_format.encode(manifest_format.line(cells)))
-        out.seek(0)
-        name = default_storage.save(f"reports/{job.uuid}.csv", File(out, name="report.csv"))
-    Import.objects.filter(pk=job.pk).update(report=name)
+    name = f"{report_folder(job.pk)}/{secrets.token_hex(4)}.csv"
+    try:
+        with tempfile.TemporaryFile() as out:
+            out.write(manifest_format.byte_order_mark)
+            for cells in chain([header], rows):
+                out.write(manifest_format.encode(manifest_format.line(cells)))
+            out.seek(0)
+            # The storage overwrites rather than renames, so the name stays the one to remove.
+            return default_storage.save(name, File(out, name="report.csv"))
+    except BaseException:
+        report_delete(name)  # the part written before the disk filled up
+        raise
+
+
+def report_folder(import_id) -> str:
+    return f"reports/{import_id}"
+
+
+def report_delete(name: str) -> None:
+    """Remove one report file, if there; a storage that cannot is logged, not raised."""
+    try:
+        default_storage.delete(name)
+    except OSError:
+        logger.exception("a report file could not be removed")
+
+
+def reports_delete(import_id) -> None:
+    """Remove every report file of an import, a write in flight's too, and then its folder."""
+    folder = report_folder(import_id)
+    try:
+        names = default_storage.listdir(folder)[1]
+    except FileNotFoundError:  # a local folder never made; S3 lists a missing one as empty
+        return
+    for name in names:
+        report_delete(f"{folder}/{name}")
+    report_delete(folder)  # the emptied folder, on local storage; S3 has none
+
+
+def report_record(job: Import, name: str) -> bool:
+    """Record `name` as the report of an import that ended as `job` says, and still has none.
+
+    Any other import (resumed, ended again, deleted, reported by another write) keeps what it
+    has, and the file is removed. A note that the report waited for space goes from `error`.
+    """
+    without_note = Replace(
+        Replace(F("error"), Value(f" {REPORT_WAITS_FOR_SPACE}"), Value("")),
+        Value(REPORT_WAITS_FOR_SPACE),
+        Value(""),
+    )
+    recorded = Import.objects.filter(
+        pk=job.pk, status=job.status, finished_at=job.finished_at, report=""
+    ).update(report=name, error=without_note)
+    if not recorded:
+        report_delete(name)
+    return bool(recorded)
+
+
+def report_waits_for_space(job: Import) -> None:
+    """Say in the import's `error` that its report waits for the storage to have space."""
+    with_note = Case(
+        When(error="", then=Value(REPORT_WAITS_FOR_SPACE)),
+        default=Concat(F("error"), Value(f" {REPORT_WAITS_FOR_SPACE}")),
+        output_field=TextField(),
+    )
+    Import.objects.filter(
+        pk=job.pk, status=job.status, finished_at=job.finished_at, report=""
+    ).exclude(error__contains=REPORT_WAITS_FOR_SPACE).update(error=with_note)
+
+
+def report_not_ready_detail(job: Import) -> str | None:
+    """Why an ended import's report is not there yet, when more is known than "being written"."""
+    return REPORT_WAITS_FOR_SPACE if REPORT_WAITS_FOR_SPACE in job.error else None
 
 
 def failed_rows_manifest(job: Import) -> Iterator[bytes]:

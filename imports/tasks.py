@@ -5,8 +5,13 @@ delays. Any exception a task cannot handle, or a database or source still gone a
 retries, ends its import in `error` (with the exception's kind, never its text, which may hold
 a path). If even that cannot be written, the import stops reporting and is shown stale, to be
 resumed.
+
+The report of an import that ended in error or was cancelled is written by a task of its own,
+which waits for the storage as long as it takes (a full disk may wait hours for an operator)
+and never ends its import in error: it is not part of the import's work.
 """
 
+import errno
 import logging
 
 from celery import Task, shared_task
@@ -17,6 +22,7 @@ from .sources import SourceUnavailable
 logger = logging.getLogger(__name__)
 
 DATABASE_GONE = (OperationalError, InterfaceError)
+STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class ImportTask(Task):
@@ -46,8 +52,15 @@ def _broken_connections_close() -> None:
             connection.close()
 
 
+def storage_full(exc: BaseException) -> bool:
+    """Whether `exc` says the storage has no space left (a full disk, or a quota reached)."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS
+
+
 def failure_reason(description: str, exc: BaseException) -> str:
     """Why an import ended in error, in words for the operator; never the exception's text."""
+    if storage_full(exc):
+        return f"{description} failed: the storage is full. Free space, then resume the import."
     if isinstance(exc, DATABASE_GONE):
         return (
             f"{description} failed: the database could not be reached "
@@ -80,3 +93,19 @@ def import_finish_task(import_id: str) -> None:
     from .lifecycle import import_finish
 
     import_finish(import_id)
+
+
+@shared_task(
+    description="writing the report",
+    # Storage errors (a full disk, S3 gone) and a database gone are waited for without end: the
+    # report must come once they are fixed. Delays grow to ten minutes, each with jitter.
+    autoretry_for=(OSError, *DATABASE_GONE),
+    max_retries=None,
+    retry_backoff=2,
+    retry_backoff_max=600,
+)
+def import_report_task(import_id: str) -> None:
+    """Write the report of an import that ended in error or was cancelled (and sweep it)."""
+    from .lifecycle import import_report
+
+    import_report(import_id)

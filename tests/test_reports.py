@@ -1,16 +1,29 @@
 """The report and the failed-rows manifest keep the manifest's encoding, mark and dialect."""
 
 import codecs
+import errno
 import io
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
-from imports.lifecycle import import_cancel, import_create, import_upload
+from imports import reports
+from imports.lifecycle import (
+    import_cancel,
+    import_create,
+    import_delete,
+    import_fail,
+    import_report,
+    import_resume,
+    import_upload,
+)
 from imports.manifest import detect_format, read_rows
 from imports.models import Import
-from imports.reports import failed_rows_manifest
+from imports.reports import REPORT_WAITS_FOR_SPACE, failed_rows_manifest
 
-from .conftest import png_bytes, run_inline
+from .background import report_task_run
+from .conftest import png_bytes, run_inline, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +112,7 @@ def test_a_cancelled_import_reports_every_row_in_the_manifest_encoding(source):
     job = import_upload(import_create(), io.BytesIO(data))
 
     # when
-    job = import_cancel(job)
+    job = report_task_run(import_cancel(job))
 
     # then
     report = report_bytes(job)
@@ -125,7 +138,109 @@ def test_an_import_stored_with_the_earlier_format_shape_still_reports(source):
     )
 
     # when
-    job = import_cancel(Import.objects.get(pk=job.pk))
+    job = report_task_run(import_cancel(Import.objects.get(pk=job.pk)))
 
     # then
     assert report_bytes(job).startswith(codecs.BOM_UTF8 + b"identifier,file_path,title,Shelf,")
+
+
+# --- a storage that fills up, and writes that lose a race ----------------------------------------
+
+
+@pytest.fixture
+def cancelled(source) -> Import:
+    """A cancelled import whose report is not written yet."""
+    data = "".join(manifest_lines(",", "\n")).encode()
+    return import_cancel(import_upload(import_create(), io.BytesIO(data)))
+
+
+class StorageSaving:
+    """The storage as the report module sees it, with `save` changed (the rest unchanged)."""
+
+    def __init__(self, save) -> None:
+        self.save = save
+
+    def __getattr__(self, name: str):
+        return getattr(default_storage, name)
+
+
+def storage_fills(monkeypatch) -> None:
+    """From now on, the storage stores the first bytes of a report, then has no space left."""
+
+    def save_part(name, content, max_length=None):
+        default_storage.save(name, ContentFile(content.read(64)), max_length=max_length)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(reports, "default_storage", StorageSaving(save_part))
+
+
+def test_a_report_write_that_fills_the_storage_removes_what_it_wrote(cancelled, monkeypatch):
+    # when the report task meets a full storage
+    storage_fills(monkeypatch)
+    with pytest.raises(OSError):
+        import_report(str(cancelled.pk))
+    # then no part of the report stays, and the import says what it waits for
+    assert stored_files("reports") == set()
+    job = Import.objects.get(pk=cancelled.pk)
+    assert (job.report.name, job.error) == ("", REPORT_WAITS_FOR_SPACE)
+    # and once there is space, the next try writes it and takes the notice back
+    monkeypatch.undo()
+    import_report(str(cancelled.pk))
+    job.refresh_from_db()
+    assert job.report and job.error == ""
+    assert stored_files("reports") == {job.report.name}
+
+
+def test_the_notice_of_a_full_storage_follows_the_error_an_import_ended_with(source, monkeypatch):
+    data = "".join(manifest_lines(",", "\n")).encode()
+    job = import_upload(import_create(), io.BytesIO(data))
+    import_fail(str(job.pk), "a batch of rows failed: the storage is full.")
+    storage_fills(monkeypatch)
+    for _ in range(2):  # said once however many tries fail
+        with pytest.raises(OSError):
+            import_report(str(job.pk))
+    job.refresh_from_db()
+    assert job.error == f"a batch of rows failed: the storage is full. {REPORT_WAITS_FOR_SPACE}"
+    monkeypatch.undo()
+    import_report(str(job.pk))
+    job.refresh_from_db()
+    assert job.error == "a batch of rows failed: the storage is full."
+
+
+def test_deleting_an_import_removes_a_report_file_a_write_left(cancelled):
+    # given a report file a write left without recording it (its worker was killed mid-write)
+    left = default_storage.save(f"reports/{cancelled.pk}/0a1b2c3d.csv", ContentFile(b"ident"))
+    assert not Import.objects.get(pk=cancelled.pk).report
+    # when
+    import_delete(Import.objects.get(pk=cancelled.pk))
+    # then
+    assert stored_files("reports") == set()
+    assert not default_storage.exists(left)
+
+
+def write_during(monkeypatch, meanwhile) -> None:
+    """Make the next report write call `meanwhile()` just before it stores its file."""
+
+    def save_after(name, content, max_length=None):
+        meanwhile()
+        return default_storage.save(name, content, max_length=max_length)
+
+    monkeypatch.setattr(reports, "default_storage", StorageSaving(save_after))
+
+
+def test_a_report_write_for_an_import_deleted_meanwhile_leaves_no_file(cancelled, monkeypatch):
+    import_id = str(cancelled.pk)
+    write_during(monkeypatch, lambda: import_delete(Import.objects.get(pk=import_id)))
+    import_report(import_id)
+    assert stored_files("reports") == set()
+
+
+def test_a_report_write_for_an_import_resumed_meanwhile_is_not_recorded(source, monkeypatch):
+    data = "".join(manifest_lines(",", "\n")).encode()
+    job = import_upload(import_create(), io.BytesIO(data))
+    import_fail(str(job.pk), "a batch of rows failed (OSError).")
+    write_during(monkeypatch, lambda: import_resume(Import.objects.get(pk=job.pk)))
+    import_report(str(job.pk))
+    job.refresh_from_db()
+    assert (job.status, job.report.name) == ("active", "")
+    assert stored_files("reports") == set()

@@ -21,6 +21,7 @@ from imports.lifecycle import (
 )
 from imports.models import Batch, Document, Import, ImportPhase, ImportStatus
 
+from .background import report_task_run
 from .conftest import csv_bytes, png_bytes, run_inline, stored_files
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +87,7 @@ def test_a_database_gone_mid_import_ends_it_in_error_and_resume_finishes_it(uplo
         "a batch of rows failed: the database could not be reached (OperationalError). "
         "Resume the import once the database is back."
     )
+    report_task_run(uploaded)
     with uploaded.report.open("rb") as report:
         statuses = [line.split(",")[3] for line in report.read().decode().splitlines()[1:]]
     assert statuses == ["imported"] * 2 + ["not_processed"] * 4
@@ -211,10 +213,12 @@ def test_an_import_deleted_after_an_error_takes_its_uncommitted_copies(uploaded,
     assert stored_files() == set()
 
 
-def test_cancel_sweeps_an_uncommitted_attempt(uploaded, monkeypatch):
+def test_cancel_sweeps_an_uncommitted_attempt_in_the_background(uploaded, monkeypatch):
     attempt_left_uncommitted(uploaded, monkeypatch)
     assert stored_files()
     import_cancel(uploaded)
+    assert stored_files(), "listing storage folders is left to the report task"
+    report_task_run(uploaded)
     assert stored_files() == set()
 
 

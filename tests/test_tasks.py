@@ -1,15 +1,17 @@
 """Tasks pass ids through; a task that fails ends its import in `error`, with a full report."""
 
+import errno
 import io
 
 import pytest
 
-from imports import batches, tasks
+from imports import batches, lifecycle, tasks
 from imports.batches import import_split
-from imports.lifecycle import import_create, import_upload
-from imports.models import Batch, Document, ImportStatus
+from imports.lifecycle import import_cancel, import_create, import_fail, import_upload
+from imports.models import Batch, Document, Import, ImportStatus
 
-from .conftest import csv_bytes, png_bytes
+from .background import report_task_run
+from .conftest import csv_bytes, png_bytes, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -27,18 +29,21 @@ def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source
     tasks.batch_run_task.apply(args=(str(job.pk), first.pk))
 
     def disk_full(source, located, name):
-        raise OSError(28, "No space left on device", f"/srv/secret/{name}")
+        raise OSError(errno.ENOSPC, "No space left on device", f"/srv/secret/{name}")
 
     monkeypatch.setattr(batches, "file_copy", disk_full)
     # when
     result = tasks.batch_run_task.apply(args=(str(job.pk), second.pk))
-    # then
+    # then the import ends in error saying the storage is full, and its report is queued
     assert result.failed()
     job.refresh_from_db()
     assert job.status == ImportStatus.ERROR
-    assert job.error == "a batch of rows failed (OSError)."
+    assert job.error == (
+        "a batch of rows failed: the storage is full. Free space, then resume the import."
+    )
     assert "/srv" not in job.error
     assert Document.objects.count() == 1
+    report_task_run(job)
     with job.report.open("rb") as report:
         lines = report.read().decode().splitlines()
     assert [line.split(",")[3] for line in lines[1:]] == ["imported", "not_processed"]
@@ -52,3 +57,112 @@ def test_a_task_for_an_import_that_is_no_longer_active_does_nothing(source):
     job.save(update_fields=["status"])
     tasks.import_split_task.apply(args=(str(job.pk),))
     assert not job.rows.exists()
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "the storage is full"),
+        (OSError(errno.EIO, "Input/output error", "/srv/x"), "a batch of rows failed (OSError)."),
+        (MemoryError(), "a batch of rows failed (MemoryError)."),
+    ],
+)
+def test_the_failure_reason_names_a_full_storage_and_only_the_kind_of_anything_else(exc, reason):
+    said = tasks.failure_reason("a batch of rows", exc)
+    assert reason in said
+    assert "/srv" not in said and "quota" not in said.lower()
+
+
+@pytest.fixture
+def ended_in_error(source) -> Import:
+    job = import_upload(
+        import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
+    )
+    import_fail(str(job.pk), "a batch of rows failed (OSError).")
+    return Import.objects.get(pk=job.pk)
+
+
+def test_an_ended_import_queues_its_report_on_commit(
+    source, django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))
+    job = import_upload(
+        import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        import_fail(str(job.pk), "a batch of rows failed (OSError).")
+    job.refresh_from_db()
+    assert (job.status, job.report.name) == (ImportStatus.ERROR, "")
+    assert queued == [(str(job.pk),)]
+
+
+def test_a_report_task_that_fails_never_ends_its_import_again(ended_in_error, monkeypatch):
+    # given a report write that fails for a reason no retry can fix
+    def broken(job):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(lifecycle, "report_write", broken)
+    # when
+    result = tasks.import_report_task.apply(args=(str(ended_in_error.pk),))
+    # then the task failed, and the import is as it ended: the report task is not its work
+    assert result.failed()
+    job = Import.objects.get(pk=ended_in_error.pk)
+    assert (job.status, job.error) == (ImportStatus.ERROR, ended_in_error.error)
+    assert not job.report
+
+
+def test_the_report_task_retries_a_full_storage_with_growing_delays_without_end(
+    ended_in_error, monkeypatch
+):
+    # given a storage full for the first three tries
+    write = lifecycle.report_write
+    tries = []
+
+    def full_three_times(job):
+        tries.append(job.pk)
+        if len(tries) <= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(job)
+
+    countdowns = []
+    retry = tasks.import_report_task.retry
+
+    def retry_seen(*args, **kwargs):
+        countdowns.append(kwargs["countdown"])
+        return retry(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "report_write", full_three_times)
+    monkeypatch.setattr(tasks.import_report_task, "retry", retry_seen)
+    # when (run eagerly: each retry runs at once, its delay only computed)
+    job = report_task_run(ended_in_error)
+    # then the fourth try wrote the report, and the notice of a full storage is gone
+    assert len(tries) == 4 and len(countdowns) == 3
+    assert all(0 <= countdown <= 600 for countdown in countdowns)
+    assert job.report and job.error == "a batch of rows failed (OSError)."
+    assert tasks.import_report_task.max_retries is None
+    assert tasks.import_report_task.retry_backoff_max == 600
+
+
+def test_a_report_task_for_an_import_deleted_meanwhile_does_nothing(ended_in_error):
+    import_id = str(ended_in_error.pk)
+    lifecycle.import_delete(ended_in_error)
+    result = tasks.import_report_task.apply(args=(import_id,))
+    assert result.successful()
+    assert stored_files("reports") == set()
+
+
+def test_a_report_task_for_a_resumed_import_does_nothing(ended_in_error):
+    job = lifecycle.import_resume(ended_in_error)
+    tasks.import_report_task.apply(args=(str(job.pk),))
+    job.refresh_from_db()
+    assert (job.status, job.report.name) == (ImportStatus.ACTIVE, "")
+
+
+def test_cancel_queues_the_report_rather_than_writing_it(source):
+    job = import_upload(
+        import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
+    )
+    job = import_cancel(job)
+    assert (job.status, job.report.name) == (ImportStatus.CANCELLED, "")
+    assert report_task_run(job).report

@@ -7,8 +7,10 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from imports import tasks
 from imports.batches import batch_run, import_split
 from imports.models import Batch, Document, Import
+from tests.background import report_task_run
 from tests.conftest import csv_bytes, png_bytes, run_inline
 
 from .conftest import assert_error, body, create, job_of, status_of, streamed, upload, url
@@ -351,12 +353,28 @@ def test_cancel_a_pending_import(api, pending):
     assert_error(api.get(url("imports", pending["uuid"], "report")), 404, "report_missing")
 
 
-def test_cancel_an_active_import(api, active):
-    response = api.post(url("imports", active["uuid"], "cancel"))
+def test_cancel_an_active_import_answers_before_its_report_is_written(
+    api, active, django_capture_on_commit_callbacks, monkeypatch
+):
+    # given the report task as queued, not run
+    queued = []
+    monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(url("imports", active["uuid"], "cancel"))
+    # then the cancel answers with the import cancelled, and its report is queued
     assert response.status_code == 200
     data = response.json()
     assert data["status"] == "cancelled"
     assert data["phase"] == ""
+    assert queued == [(active["uuid"],)]
+    not_ready = assert_error(api.get(url("imports", active["uuid"], "report")), 409)
+    assert (not_ready["code"], not_ready["detail"]) == (
+        "report_not_ready",
+        "The report is being written; try again in a moment.",
+    )
+    # and once the worker has run it, the report is there
+    report_task_run(job_of(active["uuid"]))
     report = api.get(url("imports", active["uuid"], "report"))
     assert report.status_code == 200
     lines = streamed(report).decode().splitlines()
@@ -384,6 +402,7 @@ def test_cancel_between_batches_keeps_committed_rows(api, pending, source):
     assert data["processed_rows"] == data["imported_rows"] == 2
     batch_run(second.pk)  # a batch delivered after the cancel commits nothing
     assert Document.objects.count() == 2
+    report_task_run(job_of(pending["uuid"]))
     report = streamed(api.get(url("imports", pending["uuid"], "report"))).decode().splitlines()
     assert [line.split(",")[3] for line in report[1:]] == [
         "imported",

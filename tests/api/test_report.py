@@ -1,12 +1,15 @@
 """The report: the manifest row for row with import_status and import_comment appended."""
 
 import csv
+import errno
 import io
 import uuid
 
 import pytest
 
+from imports import reports
 from imports.models import Document, Import
+from tests.background import report_task_run
 from tests.conftest import csv_bytes, png_bytes, run_inline
 
 from .conftest import MANIFEST_LINES, assert_error, body, create, job_of, streamed, upload, url
@@ -166,6 +169,7 @@ def test_cancelled_import_without_manifest_has_no_report(api, pending):
 
 def test_cancelled_active_import_report_rows_are_not_processed(api, active):
     api.post(url("imports", active["uuid"], "cancel"))
+    report_task_run(job_of(active["uuid"]))
     rows = report_rows(api.get(url("imports", active["uuid"], "report")))
     assert len(rows) == len(MANIFEST_LINES)
     assert {row[-2] for row in rows[1:]} == {"not_processed"}
@@ -179,10 +183,34 @@ def test_ended_import_whose_report_is_not_written_yet_is_409(api, active):
     assert_error(api.get(url("imports", active["uuid"], "report")), 409, "report_not_ready")
 
 
+def test_a_report_that_waits_for_space_says_so(api, active, monkeypatch):
+    # given an import that ended in error, and a storage with no space left for its report
+    from imports.lifecycle import import_fail, import_report
+
+    import_fail(active["uuid"], "a batch of rows failed: the storage is full.")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/media/reports/x.csv")
+
+    monkeypatch.setattr(reports.default_storage, "save", full)
+    with pytest.raises(OSError):
+        import_report(active["uuid"])
+    monkeypatch.undo()
+    # when
+    response = api.get(url("imports", active["uuid"], "report"))
+    # then the 409 says why the report is not there yet, and the status says it too
+    detail = assert_error(response, 409, "report_not_ready")["detail"]
+    assert detail == reports.REPORT_WAITS_FOR_SPACE
+    assert "storage is full" in detail and "/srv" not in detail
+    status = api.get(url("imports", active["uuid"], "status")).json()
+    assert reports.REPORT_WAITS_FOR_SPACE in status["error"]
+
+
 def test_import_that_ended_in_error_reports_every_row(api, active):
     from imports.lifecycle import import_fail
 
     import_fail(active["uuid"], "the database went away")
+    report_task_run(job_of(active["uuid"]))
     status = api.get(url("imports", active["uuid"], "status")).json()
     assert status["status"] == "error"
     assert status["error"] == "the database went away"

@@ -1,0 +1,63 @@
+"""A cancel stops the first pass within a group of rows, and leaves the rest to the background."""
+
+import io
+
+import pytest
+
+from imports import batches
+from imports.batches import import_split
+from imports.lifecycle import import_cancel, import_create, import_upload
+from imports.models import Import, ImportStatus, Row
+
+from .conftest import csv_bytes
+
+pytestmark = pytest.mark.django_db
+
+ROWS = 20
+STAGE_ROWS = 4  # per transaction: five groups
+
+
+@pytest.fixture
+def counting(source, monkeypatch) -> Import:
+    """An import of ROWS rows, uploaded and counting, staged STAGE_ROWS rows at a time."""
+    monkeypatch.setattr(batches, "STAGE_ROWS", STAGE_ROWS)
+    lines = [f"D{n},{n}.png,T{n}" for n in range(ROWS)]
+    manifest = csv_bytes("identifier,file_path,title", *lines)
+    return import_upload(import_create(batch_size=2), io.BytesIO(manifest))
+
+
+def cancel_after_groups(counting: Import, groups: int, monkeypatch) -> list[int]:
+    """Cancel the import once `groups` groups are staged; return the rows each group staged."""
+    staged = []
+    bulk_create = Row.objects.bulk_create
+
+    def stage_then_maybe_cancel(rows, *args, **kwargs):
+        created = bulk_create(rows, *args, **kwargs)
+        staged.append(len(created))
+        if len(staged) == groups:
+            import_cancel(Import.objects.get(pk=counting.pk))
+        return created
+
+    monkeypatch.setattr(Row.objects, "bulk_create", stage_then_maybe_cancel)
+    return staged
+
+
+def test_the_first_pass_stops_at_the_next_group_after_a_cancel(counting, monkeypatch):
+    # given a cancel that comes once two groups of rows are staged
+    staged = cancel_after_groups(counting, 2, monkeypatch)
+    # when the first pass runs
+    import_split(str(counting.pk))
+    # then it staged no group after the cancel, and counted nothing
+    assert staged == [STAGE_ROWS, STAGE_ROWS]
+    assert Row.objects.filter(import_job=counting).count() == 2 * STAGE_ROWS
+    job = Import.objects.get(pk=counting.pk)
+    assert (job.status, job.phase, job.total_rows) == (ImportStatus.CANCELLED, "", None)
+    assert not job.batches.filter(number__gt=2 * STAGE_ROWS // job.batch_size).exists()
+
+
+def test_the_first_pass_of_an_import_not_cancelled_stages_every_group(counting, monkeypatch):
+    staged = cancel_after_groups(counting, 0, monkeypatch)
+    import_split(str(counting.pk))
+    assert staged == [STAGE_ROWS] * (ROWS // STAGE_ROWS)
+    job = Import.objects.get(pk=counting.pk)
+    assert (job.status, job.phase, job.total_rows) == (ImportStatus.ACTIVE, "importing", ROWS)
