@@ -15,6 +15,7 @@ import errno
 import logging
 
 from celery import Task, shared_task
+from celery.signals import worker_ready
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from .sources import SourceUnavailable
@@ -109,3 +110,25 @@ def import_report_task(import_id: str) -> None:
     from .lifecycle import import_report
 
     import_report(import_id)
+
+
+@worker_ready.connect
+def reports_missing_queue(**_) -> None:
+    """At a worker's start, queue again the reports that ended imports still lack.
+
+    A report task waiting for its next try lives in the worker that holds it: one killed (or a
+    machine lost) on the embedded filesystem broker takes it along. Two tries at once are safe.
+    """
+    from .models import Import, ImportStatus
+
+    try:
+        missing = list(
+            Import.objects.filter(status__in=(ImportStatus.ERROR, ImportStatus.CANCELLED))
+            .filter(report="")
+            .exclude(manifest="")
+            .values_list("pk", flat=True)
+        )
+        for import_id in missing:
+            import_report_task.delay(str(import_id))
+    except Exception:  # a worker starts even when the database or the broker does not answer
+        logger.exception("the reports still missing could not be queued")

@@ -166,3 +166,18 @@ def test_cancel_queues_the_report_rather_than_writing_it(source):
     job = import_cancel(job)
     assert (job.status, job.report.name) == (ImportStatus.CANCELLED, "")
     assert report_task_run(job).report
+
+
+def test_a_starting_worker_queues_again_the_reports_still_missing(ended_in_error, monkeypatch):
+    # given an import in error without its report (the worker that held its retry died), one
+    # cancelled with its report, one cancelled before it had a manifest
+    manifest = io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
+    reported = report_task_run(import_cancel(import_upload(import_create(), manifest)))
+    never_uploaded = import_cancel(import_create())
+    queued = []
+    monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))
+    # when a worker starts
+    tasks.worker_ready.send(sender=None)
+    # then only the missing report is queued
+    assert queued == [(str(ended_in_error.pk),)]
+    assert reported.report and not never_uploaded.manifest
