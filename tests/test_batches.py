@@ -11,6 +11,7 @@ from imports.lifecycle import import_cancel, import_create, import_upload
 from imports.models import Batch, Document, Import, ImportStatus, Row
 from imports.sources import FilesystemSource
 
+from .background import report_task_run
 from .conftest import csv_bytes, png_bytes, run_inline, sha256
 from .conftest import stored_files as stored_files_under
 
@@ -192,7 +193,7 @@ def test_a_batch_of_a_cancelled_import_does_not_commit_and_leaves_no_file(source
     batch_run(first.pk)
     import_cancel(job)
     batch_run(second.pk)
-    job.refresh_from_db()
+    job = report_task_run(job)
     assert (job.status, job.processed_rows, Document.objects.count()) == ("cancelled", 1, 1)
     assert len(stored_files(job)) == 1
     with job.report.open("rb") as report:
