@@ -1,5 +1,5 @@
-"""A real service for end-to-end tests: bin/serve (gunicorn + a Celery worker process) on a
-temporary DATA_DIR, driven over HTTP like curl would.
+"""A real service for end-to-end tests: bin/serve (the waitress web server + a Celery worker
+process) on a temporary DATA_DIR, driven over HTTP like curl would.
 
 On the production stack (DATABASE_URL, CELERY_BROKER_URL, STORAGE_BUCKET set) each service gets
 its own PostgreSQL database, created and dropped here, its own Celery queue on the shared Redis,
@@ -33,6 +33,12 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE_BYTES = 4096
+# bin/serve's STOP_TIMEOUT for the services of the tests: the seconds a warm stop may take
+# (a Celery worker on the filesystem broker takes about 8 s to stop even when idle).
+STOP_TIMEOUT_S = 15
+# What bin/serve promises: every process ended within STOP_TIMEOUT + 6 seconds; 2 more for the
+# test's own polling on a busy machine.
+STOP_BOUND_S = STOP_TIMEOUT_S + 6 + 2
 # Set for the service alone; with the stack's, what another process needs to act on it.
 SERVICE_VARIABLES = ("DATA_DIR", "DJANGO_SETTINGS_MODULE", "IMPORT_MAX_FILE_BYTES")
 STACK_VARIABLES = (
@@ -76,7 +82,7 @@ class Service:
     token: str
     data_dir: Path
     source: Path
-    pid: int = 0  # bin/serve's: gunicorn and the Celery worker are its children
+    pid: int = 0  # bin/serve's: the web server and the Celery worker are its children
     # What another process (a command, a second worker) needs to act on this service: its
     # DATA_DIR, settings and limits, and the stack variables it runs with.
     env: dict = field(default_factory=dict)
@@ -237,7 +243,11 @@ def service(tmp_path_factory) -> Iterator[Service]:
         yield from _service_running(tmp_path_factory.mktemp("service"), _stack_env(stack))
 
 
-def _service_running(data_dir: Path, stack_env: dict[str, str]) -> Iterator[Service]:
+def _service_running(
+    data_dir: Path, stack_env: dict[str, str], extra_env: dict[str, str] | None = None
+) -> Iterator[Service]:
+    """bin/serve on `data_dir`, with `stack_env` and `extra_env` (bin/serve's own variables);
+    stopped at the end unless the test stopped it."""
     port = _free_port()
     env = {
         **os.environ,
@@ -246,7 +256,9 @@ def _service_running(data_dir: Path, stack_env: dict[str, str]) -> Iterator[Serv
         "DJANGO_SETTINGS_MODULE": "imports.settings",
         "IMPORT_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
         "WORKER_CONCURRENCY": "2",
+        "STOP_TIMEOUT": str(STOP_TIMEOUT_S),
         **stack_env,
+        **(extra_env or {}),
     }
     _manage(env, "migrate", "--noinput")
     token = _manage(env, "create_import_token", "e2e").strip().splitlines()[-1].split()[-1]
@@ -287,11 +299,14 @@ def _service_running(data_dir: Path, stack_env: dict[str, str]) -> Iterator[Serv
         log.close()
 
 
+service_running = contextmanager(_service_running)
+
+
 def _stop(process: subprocess.Popen) -> None:
     """A warm shutdown, as Ctrl-C gives; killed, and the test failed, if it takes too long."""
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=STOP_BOUND_S)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         raise
