@@ -224,8 +224,8 @@ def service_place(tmp_path_factory) -> Iterator[tuple[Path, dict]]:
         yield tmp_path_factory.mktemp("stopping"), _stack_env(stack)
 
 
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stop_after_an_import_ends_every_process_in_bounded_time(service_place, how):
+def test_a_stop_after_an_import_ends_every_process_in_bounded_time(service_place):
+    # (SIGINT, a terminal's Ctrl-C, takes the same path in bin/serve: one test of the two)
     data_dir, stack_env = service_place
     with service_running(data_dir, stack_env) as service:
         # given an import that ran to its end
@@ -233,7 +233,7 @@ def test_a_stop_after_an_import_ends_every_process_in_bounded_time(service_place
         assert service.wait_ended(job["status_url"])["status"] == "finished"
         # when the whole process group is signalled, as `kill -TERM -- -PGID` or Ctrl-C does
         # then every process ends within the stated bound, none left behind
-        stopped_within_bound(service, how, group=True)
+        stopped_within_bound(service, signal.SIGTERM, group=True)
 
 
 ROWS = 3000
