@@ -1,4 +1,4 @@
-"""What /proc tells of a process tree (bin/serve's: gunicorn and the Celery worker).
+"""What /proc tells of a process tree (bin/serve's: the web server and the Celery worker).
 
 CPU seconds (user and system) by role, and peak memory. RSS counts pages shared between forked
 processes once per process, so the sum over a tree overstates what it uses; PSS splits shared
@@ -33,13 +33,13 @@ def descendants(root_pid: int) -> list[int]:
 
 
 def role(pid: int) -> str:
-    """`web` (gunicorn), `worker` (celery) or `other`, from the command line."""
+    """`web` (imports.web, waitress), `worker` (celery) or `other`, from the command line."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             words = cmdline.read().replace(b"\0", b" ")
     except OSError:
         return "other"
-    if b"gunicorn" in words:
+    if b"imports.web" in words:
         return "web"
     return "worker" if b"celery" in words else "other"
 

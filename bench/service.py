@@ -156,7 +156,7 @@ def stack_env(stack: str) -> Iterator[dict[str, str]]:
 class Service:
     base_url: str
     token: str
-    pid: int  # bin/serve's; gunicorn and the Celery worker are its children
+    pid: int  # bin/serve's; the web server and the Celery worker are its children
     log_path: Path
 
     def request(self, method: str, path: str, body=None, headers: dict | None = None) -> dict:

@@ -35,9 +35,6 @@ from waitress.task import ErrorTask
 log = logging.getLogger("imports.web")
 
 MAX_HEADER_BYTES = 64 * 1024
-# Room around the manifest in a multipart upload (boundaries, part headers); the upload view
-# itself answers 413 manifest_too_large for a manifest over IMPORT_MAX_MANIFEST_BYTES.
-MULTIPART_FRAMING_BYTES = 64 * 1024
 POLL_TIMEOUT_S = 0.5  # how soon the loop notices a stop signal
 
 
@@ -242,9 +239,11 @@ def allow_open_files(wanted: int) -> None:
 def make_server(config: Config) -> Server:
     from django.conf import settings
 
-    from .wsgi import application
+    from .api.uploads import MULTIPART_ROOM_BYTES
+    from .wsgi import application  # sets Django up: what follows needs its settings
 
-    max_body = settings.IMPORT_MAX_MANIFEST_BYTES + MULTIPART_FRAMING_BYTES
+    # The upload view itself answers 413 manifest_too_large for a manifest over the limit.
+    max_body = settings.IMPORT_MAX_MANIFEST_BYTES + MULTIPART_ROOM_BYTES
     allow_open_files(config.connection_limit + 64)
     server = Server(with_access_log(application), adj=adjustments(config, max_body))
     server.header_timeout_s = config.header_timeout_s
