@@ -23,7 +23,7 @@ from .serializers import (
     ImportOutput,
     ManifestUploadInput,
 )
-from .uploads import manifest_upload
+from .uploads import DIGEST_HEADERS, manifest_upload
 
 
 def _errors(*codes: int) -> dict:
@@ -61,12 +61,16 @@ UPLOAD_PARAMETERS = [
         description="The manifest's SHA-256 (64 hex digits): a manifest that differs is refused "
         "with 400 manifest_digest_mismatch and nothing is stored.",
     ),
-    OpenApiParameter(
-        "Content-Digest",
-        str,
-        OpenApiParameter.HEADER,
-        description="RFC 9530 digest of the body, e.g. `sha-256=:<base64>:` (sha-256, sha-512); "
-        "`Repr-Digest` is checked alike. A body that differs is refused.",
+    *(
+        OpenApiParameter(
+            header,
+            str,
+            OpenApiParameter.HEADER,
+            description="RFC 9530 digest of the body as sent, e.g. `sha-256=:<base64>:` "
+            "(sha-256, sha-512): a body that differs is refused with 400 "
+            "manifest_digest_mismatch and nothing is stored.",
+        )
+        for header in DIGEST_HEADERS
     ),
 ]
 
