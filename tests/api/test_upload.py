@@ -356,17 +356,22 @@ def test_a_raw_body_shorter_than_its_content_length_is_400_and_nothing_is_stored
     assert not stored_files("manifests")
 
 
-def test_a_multipart_body_shorter_than_its_content_length_is_400(api, pending, scans):
-    boundary = "b0undary"
-    data = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.csv"\r\n'
-            "Content-Type: text/csv\r\n\r\n"
-        ).encode()
-        + csv_bytes(*MANIFEST_LINES) * 50
-        + f"\r\n--{boundary}--\r\n".encode()
+BOUNDARY = "b0undary"
+MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def multipart_body(manifest: bytes, epilogue: bytes = b"") -> bytes:
+    """A multipart body with `manifest` as its field `file`, written out by hand."""
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="m.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
     )
-    response = cut_short(api, pending["uuid"], data, f"multipart/form-data; boundary={boundary}")
+    return head.encode() + manifest + f"\r\n--{BOUNDARY}--\r\n".encode() + epilogue
+
+
+def test_a_multipart_body_shorter_than_its_content_length_is_400(api, pending, scans):
+    data = multipart_body(csv_bytes(*MANIFEST_LINES) * 50)
+    response = cut_short(api, pending["uuid"], data, MULTIPART_TYPE)
     assert_error(response, 400, "manifest_incomplete")
     assert_untouched(pending["uuid"])
 
@@ -453,21 +458,13 @@ def test_a_body_differing_from_its_digest_header_is_400(api, pending, scans, hea
 
 
 def test_a_multipart_content_digest_covers_the_whole_body(api, pending, scans):
-    boundary = "b0undary"
-    data = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.csv"\r\n'
-            "Content-Type: text/csv\r\n\r\n"
-        ).encode()
-        + csv_bytes(*MANIFEST_LINES)
-        + f"\r\n--{boundary}--\r\nan epilogue".encode()
-    )
+    data = multipart_body(csv_bytes(*MANIFEST_LINES), epilogue=b"an epilogue")
 
     def send(body_digest: bytes):
         return api.post(
             url("imports", pending["uuid"], "upload"),
             data,
-            content_type=f"multipart/form-data; boundary={boundary}",
+            content_type=MULTIPART_TYPE,
             headers={"Content-Digest": f"sha-256=:{b64(body_digest)}:"},
         )
 

@@ -19,6 +19,7 @@ import pytest
 
 from ..conftest import png_bytes
 from .conftest import STOP_BOUND_S, Service, _stack_env, service_running, wait_until
+from .processes import alive, descendants, group_members
 
 SLOW_HEADERS = 40
 SLOW_BODIES = 10
@@ -150,55 +151,6 @@ def test_a_malformed_chunked_body_is_refused_in_json(service):
 
 
 # Stopping -------------------------------------------------------------------------------------
-
-
-def descendants(pid: int) -> set[int]:
-    """`pid` and every process it started, however deep, read from /proc."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # The command name is in parentheses and may hold spaces; the parent pid follows it.
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = {child for child, of in parents.items() if of == parent} - found
-        found |= children
-        frontier.extend(children)
-    return found
-
-
-def stat_fields(pid: int) -> list[str]:
-    """/proc/PID/stat after the command name (which may hold spaces): state, ppid, pgrp, ..."""
-    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-
-
-def alive(pids: set[int]) -> set[int]:
-    """Those of `pids` that still run (a zombie has ended: only its exit status is left)."""
-    running = set()
-    for pid in pids:
-        try:
-            if stat_fields(pid)[0] != "Z":
-                running.add(pid)
-        except OSError:
-            continue
-    return running
-
-
-def group_members(pgid: int) -> set[int]:
-    """The processes of process group `pgid` still running, read from /proc."""
-    members = set()
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and int(stat_fields(int(entry.name))[2]) == pgid:
-                members.add(int(entry.name))
-        except OSError:
-            continue
-    return alive(members)
 
 
 def stopped_within_bound(service: Service, how: int, *, group: bool) -> float:

@@ -11,27 +11,9 @@ from django.conf import settings
 
 from ..conftest import png_bytes
 from .conftest import ROOT, Service, wait_until
+from .processes import children, command_line
 
 ROWS = 3000
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`, read from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # The command name is in parentheses and may hold spaces; the parent pid follows it.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def command_line(pid: int) -> str:
-    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def pool_processes(service: Service) -> list[int]:
