@@ -177,7 +177,7 @@ def import_report(import_id: str) -> None:
 
     A cancelled import's uncommitted copies are swept first. Nothing is done for an import
     deleted, resumed or already reported meanwhile. A storage with no space left is said in the
-    import's `error`, and raised for the task to try again later.
+    import's `report_error`, and raised for the task to try again later.
     """
     job = Import.objects.filter(pk=import_id).first()
     if job is None or job.is_open or job.report or not job.manifest:
@@ -219,6 +219,7 @@ def import_resume(job: Import) -> Import:
                     phase=phase,
                     error="",
                     report="",
+                    report_error="",
                     finished_at=None,
                     heartbeat_at=now,
                 )

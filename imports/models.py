@@ -64,6 +64,11 @@ class Import(models.Model):
 
     manifest = models.FileField(upload_to="manifests/", max_length=255, blank=True)
     report = models.FileField(upload_to="reports/", max_length=255, blank=True)
+    report_error = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Why the report of an ended import is not written yet; it is tried again.",
+    )
     manifest_format = models.JSONField(
         default=dict, blank=True, help_text="Encoding, dialect and header of the manifest."
     )
@@ -105,6 +110,9 @@ class Import(models.Model):
             models.CheckConstraint(
                 condition=Q(manifest_sha256="") | Q(manifest_sha256__regex=r"^[0-9a-f]{64}$"),
                 name="manifest_sha256_is_hex",
+            ),
+            models.CheckConstraint(
+                condition=Q(report_error="") | Q(report=""), name="report_error_only_without_report"
             ),
         ]
 

@@ -17,8 +17,6 @@ from itertools import chain
 
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db.models import Case, F, TextField, Value, When
-from django.db.models.functions import Concat, Replace
 
 from .manifest import ManifestFormat, read_rows, without_padding
 from .models import Import, ImportStatus, RowStatus
@@ -32,7 +30,7 @@ NOT_PROCESSED_BECAUSE = {
     ImportStatus.ERROR: "not processed: the import ended in error before this row's batch",
 }
 FLUSH_ROWS = 1000
-# Said in the import's `error` while its report waits for space, and in `report`'s 409.
+# The import's `report_error` while its report waits for space, and `report`'s 409 then.
 REPORT_WAITS_FOR_SPACE = (
     "The report is not written yet: the storage is full. It is tried again every few minutes "
     "and written once space is freed."
@@ -123,36 +121,23 @@ def report_record(job: Import, name: str) -> bool:
     """Record `name` as the report of an import that ended as `job` says, and still has none.
 
     Any other import (resumed, ended again, deleted, reported by another write) keeps what it
-    has, and the file is removed. A note that the report waited for space goes from `error`.
+    has, and the file is removed.
     """
-    without_note = Replace(
-        Replace(F("error"), Value(f" {REPORT_WAITS_FOR_SPACE}"), Value("")),
-        Value(REPORT_WAITS_FOR_SPACE),
-        Value(""),
-    )
-    recorded = Import.objects.filter(
-        pk=job.pk, status=job.status, finished_at=job.finished_at, report=""
-    ).update(report=name, error=without_note)
+    recorded = _still_unreported(job).update(report=name, report_error="")
     if not recorded:
         report_delete(name)
     return bool(recorded)
 
 
 def report_waits_for_space(job: Import) -> None:
-    """Say in the import's `error` that its report waits for the storage to have space."""
-    with_note = Case(
-        When(error="", then=Value(REPORT_WAITS_FOR_SPACE)),
-        default=Concat(F("error"), Value(f" {REPORT_WAITS_FOR_SPACE}")),
-        output_field=TextField(),
-    )
-    Import.objects.filter(
+    """Say, in `report_error`, that the import's report waits for the storage to have space."""
+    _still_unreported(job).update(report_error=REPORT_WAITS_FOR_SPACE)
+
+
+def _still_unreported(job: Import):
+    return Import.objects.filter(
         pk=job.pk, status=job.status, finished_at=job.finished_at, report=""
-    ).exclude(error__contains=REPORT_WAITS_FOR_SPACE).update(error=with_note)
-
-
-def report_not_ready_detail(job: Import) -> str | None:
-    """Why an ended import's report is not there yet, when more is known than "being written"."""
-    return REPORT_WAITS_FOR_SPACE if REPORT_WAITS_FOR_SPACE in job.error else None
+    )
 
 
 def failed_rows_manifest(job: Import) -> Iterator[bytes]:

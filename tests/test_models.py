@@ -57,3 +57,18 @@ def test_sixteen_concurrent_creates_open_exactly_one_import():
     # then
     assert sorted(outcomes) == ["created"] + ["refused"] * 15
     assert Import.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("digest", ["abc", "A" * 64, "g" * 64])
+def test_a_manifest_sha256_is_hex_or_nothing(digest):
+    job = Import.objects.create(batch_size=10, manifest_sha256="0" * 64)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Import.objects.filter(pk=job.pk).update(manifest_sha256=digest)
+
+
+@pytest.mark.django_db
+def test_a_report_error_is_only_for_an_import_without_report():
+    job = Import.objects.create(batch_size=10, report_error="the storage is full")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Import.objects.filter(pk=job.pk).update(report="reports/x.csv")

@@ -78,6 +78,7 @@ class ImportOutput(serializers.ModelSerializer):
             "finished_at",
             "error",
             "manifest_sha256",
+            "report_error",
             "upload_url",
             "status_url",
             "report_url",

@@ -13,7 +13,7 @@ from .. import lifecycle
 from ..errors import ImportStillOpen, ReportMissing, ReportNotReady
 from ..manifest import ManifestFormat
 from ..models import Document, Import
-from ..reports import failed_rows_manifest, report_not_ready_detail
+from ..reports import failed_rows_manifest
 from .auth import CanReadDocuments, CanRunImports
 from .renderers import CsvRenderer
 from .serializers import (
@@ -159,7 +159,7 @@ class ImportReportApi(ImportApi):
         if not job.manifest:
             raise ReportMissing()
         if not job.report:
-            raise ReportNotReady(report_not_ready_detail(job))
+            raise ReportNotReady(job.report_error or None)
         charset = ManifestFormat.from_json(job.manifest_format).charset
         content_type = f"text/csv; charset={charset}"
         if request.query_params.get("rows") == "failed":

@@ -203,7 +203,8 @@ def test_a_report_that_waits_for_space_says_so(api, active, monkeypatch):
     assert detail == reports.REPORT_WAITS_FOR_SPACE
     assert "storage is full" in detail and "/srv" not in detail
     status = api.get(url("imports", active["uuid"], "status")).json()
-    assert reports.REPORT_WAITS_FOR_SPACE in status["error"]
+    assert status["report_error"] == reports.REPORT_WAITS_FOR_SPACE
+    assert status["error"] == "a batch of rows failed: the storage is full."
 
 
 def test_import_that_ended_in_error_reports_every_row(api, active):

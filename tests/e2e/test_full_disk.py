@@ -120,7 +120,7 @@ def test_a_full_storage_ends_the_import_in_error_and_its_report_comes_once_there
     wait_until(waits_for_space, timeout_s=60, what="the report says it waits for space")
     assert service.stored_files("reports") == set()
     status = service.request("GET", job["status_url"]).json()
-    assert status["error"] == f"{STORAGE_FULL} {REPORT_WAITS_FOR_SPACE}"
+    assert (status["error"], status["report_error"]) == (STORAGE_FULL, REPORT_WAITS_FOR_SPACE)
 
     # when space is freed
     for ballast in ("ballast-1", "ballast-2"):
