@@ -199,9 +199,11 @@ def import_resume(job: Import) -> Import:
     """Continue an import that ended in error, or a stale active one, from what is not committed.
 
     Committed batches stay as they are; the others run again (their earlier copies are swept),
-    so every row ends exactly once.
+    so every row ends exactly once. The report of the end it resumes from is removed: the import
+    will have another.
     """
     job.refresh_from_db()
+    report_before = job.report.name
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.IMPORT_STALE_AFTER)
     resumable = Q(status=ImportStatus.ERROR) | Q(
@@ -230,6 +232,8 @@ def import_resume(job: Import) -> Import:
         raise AnotherImportOpen() from None
     if not resumed:
         raise ImportNotResumable()
+    if report_before:
+        report_delete(report_before)
     job.refresh_from_db()
     return job
 

@@ -247,3 +247,15 @@ def test_a_commit_whose_answer_was_lost_keeps_its_files(uploaded, monkeypatch):
     job = run_inline(uploaded)
     # then the committed documents still have their files
     assert_every_row_once(job, 6)
+
+
+def test_resume_removes_the_report_of_the_error_it_resumes_from(uploaded):
+    # given an import that ended in error, its report written
+    import_fail(str(uploaded.pk), "a batch of rows failed (OSError).")
+    error_report = report_task_run(uploaded).report.name
+    assert stored_files("reports") == {error_report}
+    # when it is resumed and runs to its end
+    job = resumed_inline(uploaded)
+    # then only the finished import's report is left
+    assert job.status == ImportStatus.FINISHED
+    assert stored_files("reports") == {job.report.name} != {error_report}
