@@ -13,6 +13,7 @@ and never ends its import in error: it is not part of the import's work.
 
 import errno
 import logging
+import sqlite3
 
 from celery import Task, shared_task
 from celery.signals import worker_ready
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 DATABASE_GONE = (OperationalError, InterfaceError)
 STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+POSTGRESQL_DISK_FULL = "53100"  # SQLSTATE disk_full
 
 
 class ImportTask(Task):
@@ -58,10 +60,25 @@ def storage_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS
 
 
+def database_full(exc: BaseException) -> bool:
+    """Whether `exc` is the database saying its disk is full (SQLite's SQLITE_FULL, PostgreSQL's
+    disk_full), read from the driver's error that Django's wraps."""
+    cause = exc.__cause__
+    return isinstance(exc, DATABASE_GONE) and (
+        getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        or getattr(cause, "sqlstate", None) == POSTGRESQL_DISK_FULL
+    )
+
+
 def failure_reason(description: str, exc: BaseException) -> str:
     """Why an import ended in error, in words for the operator; never the exception's text."""
     if storage_full(exc):
         return f"{description} failed: the storage is full. Free space, then resume the import."
+    if database_full(exc):
+        return (
+            f"{description} failed: the database's disk is full. Free space for the database, "
+            "then resume the import."
+        )
     if isinstance(exc, DATABASE_GONE):
         return (
             f"{description} failed: the database could not be reached "

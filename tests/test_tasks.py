@@ -2,8 +2,11 @@
 
 import errno
 import io
+import sqlite3
 
+import psycopg.errors
 import pytest
+from django.db import OperationalError
 
 from imports import batches, lifecycle, tasks
 from imports.batches import import_split
@@ -71,6 +74,43 @@ def test_the_failure_reason_names_a_full_storage_and_only_the_kind_of_anything_e
     said = tasks.failure_reason("a batch of rows", exc)
     assert reason in said
     assert "/srv" not in said and "quota" not in said.lower()
+
+
+def sqlite_full() -> OperationalError:
+    """The error Django raises when SQLite's database cannot grow: a real SQLITE_FULL."""
+    database = sqlite3.connect(":memory:")
+    database.execute("CREATE TABLE t (x)")
+    database.execute("PRAGMA max_page_count = 4")
+    try:
+        for _ in range(100):
+            database.execute("INSERT INTO t VALUES (randomblob(4096))")
+    except sqlite3.OperationalError as cause:
+        try:
+            raise OperationalError(*cause.args) from cause
+        except OperationalError as wrapped:
+            return wrapped
+    raise AssertionError("SQLite did not fill up")
+
+
+def postgresql_full() -> OperationalError:
+    try:
+        raise OperationalError("could not extend file") from psycopg.errors.DiskFull()
+    except OperationalError as wrapped:
+        return wrapped
+
+
+@pytest.mark.parametrize("database_error", [sqlite_full, postgresql_full])
+def test_the_failure_reason_names_a_full_database_disk(database_error):
+    said = tasks.failure_reason("a batch of rows", database_error())
+    assert said == (
+        "a batch of rows failed: the database's disk is full. Free space for the database, then "
+        "resume the import."
+    )
+
+
+def test_a_database_that_answers_nothing_is_still_out_of_reach():
+    said = tasks.failure_reason("a batch of rows", OperationalError("connection refused"))
+    assert "could not be reached (OperationalError)" in said
 
 
 @pytest.fixture
