@@ -19,7 +19,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from .manifest import ManifestFormat, read_rows, without_padding
-from .models import Import, ImportStatus, RowStatus
+from .models import OPEN_STATUSES, Import, ImportStatus, RowStatus
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,15 @@ def report_record(job: Import, name: str) -> bool:
 def report_waits_for_space(job: Import) -> None:
     """Say, in `report_error`, that the import's report waits for the storage to have space."""
     _still_unreported(job).update(report_error=REPORT_WAITS_FOR_SPACE)
+
+
+def report_failed(import_id, kind: str) -> None:
+    """Say, in `report_error`, that writing an ended import's report failed on something no
+    retry fixes (its exception's kind, never its text)."""
+    Import.objects.filter(pk=import_id, report="").exclude(status__in=OPEN_STATUSES).update(
+        report_error=f"The report could not be written ({kind}); it is tried again when a "
+        "worker starts."
+    )
 
 
 def _still_unreported(job: Import):

@@ -113,7 +113,23 @@ def import_finish_task(import_id: str) -> None:
     import_finish(import_id)
 
 
+class ReportTask(Task):
+    """The report task: its failure is said on the import, which it never ends in error."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        from .reports import report_failed
+
+        import_id = args[0]
+        logger.error("the report of import %s could not be written", import_id, exc_info=exc)
+        _broken_connections_close()
+        try:
+            report_failed(import_id, type(exc).__name__)
+        except DatabaseError:
+            logger.exception("import %s: the report's failure could not be recorded", import_id)
+
+
 @shared_task(
+    base=ReportTask,
     description="writing the report",
     # Storage errors (a full disk, S3 gone) and a database gone are waited for without end: the
     # report must come once they are fixed. Delays grow to ten minutes, each with jitter.

@@ -150,6 +150,10 @@ def test_a_report_task_that_fails_never_ends_its_import_again(ended_in_error, mo
     job = Import.objects.get(pk=ended_in_error.pk)
     assert (job.status, job.error) == (ImportStatus.ERROR, ended_in_error.error)
     assert not job.report
+    # and the import says why its report is missing, by the failure's kind alone
+    assert job.report_error == (
+        "The report could not be written (ValueError); it is tried again when a worker starts."
+    )
 
 
 def test_the_report_task_retries_a_full_storage_with_growing_delays_without_end(
