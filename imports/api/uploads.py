@@ -65,12 +65,13 @@ class CompleteBody:
         self.hashes = {name: hashlib.new(DIGEST_ALGORITHMS[name]) for name in algorithms}
 
     def read(self, size: int = -1) -> bytes:
-        wanted = self.length - self.received if size is None or size < 0 else size
-        data = self.stream.read(min(wanted, self.length - self.received)) if wanted else b""
+        left = self.length - self.received
+        wanted = left if size is None or size < 0 else min(size, left)
+        data = self.stream.read(wanted) if wanted else b""
         self.received += len(data)
         for digest in self.hashes.values():
             digest.update(data)
-        if not data and wanted and self.received < self.length:
+        if wanted and not data:
             raise ManifestIncomplete(
                 f"The upload ended after {self.received} of the {self.length} bytes its "
                 "Content-Length announced: the connection was cut. Nothing was stored; upload "
