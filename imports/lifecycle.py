@@ -276,7 +276,8 @@ def import_delete(job: Import) -> None:
         Document.objects.filter(import_job=job).update(import_job=None)
         job.delete()
     # Once the import is gone, a report write in flight can no longer be recorded, so it removes
-    # its own file; one recorded before is among these, with any a failed write left.
+    # its own file; any a failed write left are in the folder too. (`job.report` above is also
+    # there, unless it was written under the flat reports/<uuid>.csv of earlier versions.)
     reports_delete(import_id)
 
 

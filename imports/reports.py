@@ -117,16 +117,14 @@ def reports_delete(import_id) -> None:
     report_delete(folder)  # the emptied folder, on local storage; S3 has none
 
 
-def report_record(job: Import, name: str) -> bool:
+def report_record(job: Import, name: str) -> None:
     """Record `name` as the report of an import that ended as `job` says, and still has none.
 
     Any other import (resumed, ended again, deleted, reported by another write) keeps what it
     has, and the file is removed.
     """
-    recorded = _still_unreported(job).update(report=name, report_error="")
-    if not recorded:
+    if not _still_unreported(job).update(report=name, report_error=""):
         report_delete(name)
-    return bool(recorded)
 
 
 def report_waits_for_space(job: Import) -> None:
