@@ -1,7 +1,8 @@
 """Imports, their batches and staged rows, and the documents they create.
 
 The database guards the invariants: one open import at a time (a partial unique constraint, so
-concurrent creates cannot both win), counters that add up, one result per manifest row.
+concurrent creates cannot both win), counters that add up, one result per manifest row, a phase
+only while active, and only the values the choices name.
 """
 
 import uuid
@@ -114,6 +115,23 @@ class Import(models.Model):
             models.CheckConstraint(
                 condition=Q(report_error="") | Q(report=""), name="report_error_only_without_report"
             ),
+            models.CheckConstraint(
+                condition=Q(status__in=ImportStatus.values), name="import_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(phase__in=ImportPhase.values), name="import_phase_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(on_conflict__in=OnConflict.values), name="import_on_conflict_valid"
+            ),
+            # An import is at a step exactly while it is active: one waiting for its manifest, or
+            # ended, is at none. Which steps there are is import_phase_valid's to say.
+            models.CheckConstraint(
+                condition=(Q(status=ImportStatus.ACTIVE) & ~Q(phase=ImportPhase.NONE))
+                | (~Q(status=ImportStatus.ACTIVE) & Q(phase=ImportPhase.NONE)),
+                name="import_phase_matches_status",
+            ),
+            models.CheckConstraint(condition=Q(batch_size__gte=1), name="batch_size_positive"),
         ]
 
     def __str__(self) -> str:
@@ -196,6 +214,10 @@ class Row(models.Model):
         ordering = ["import_job", "number"]
         constraints = [
             models.UniqueConstraint(fields=["import_job", "number"], name="one_row_per_number"),
+            # "" until its batch judges it.
+            models.CheckConstraint(
+                condition=Q(status__in=[*RowStatus.values, ""]), name="row_status_valid"
+            ),
         ]
         indexes = [models.Index(fields=["import_job", "identifier"], name="row_identifier")]
 
@@ -208,6 +230,17 @@ class Confidentiality(models.TextChoices):
     INTERNAL = "internal"
     CONFIDENTIAL = "confidential"
     SECRET = "secret"
+
+
+# What a manifest row says of its document besides its identifier and file, in the API's order.
+DOCUMENT_METADATA_FIELDS = (
+    "title",
+    "description",
+    "author",
+    "created_date",
+    "language",
+    "confidentiality",
+)
 
 
 class Document(models.Model):
@@ -241,6 +274,10 @@ class Document(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="sha256_is_hex"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidentiality__in=[*Confidentiality.values, ""]),
+                name="document_confidentiality_valid",
             ),
         ]
 

@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 
 from imports import batches
 from imports.lifecycle import import_create, import_upload
-from imports.models import Document, Import, ImportStatus
+from imports.models import Document, Import, ImportPhase, ImportStatus
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256, stored_files
 
@@ -147,7 +147,9 @@ def test_an_update_whose_batch_does_not_commit_keeps_the_old_file(source, existi
     commit = batches._commit
 
     def cancelled_first(batch, rows, outcomes):
-        Import.objects.filter(pk=batch.import_job_id).update(status=ImportStatus.CANCELLED)
+        Import.objects.filter(pk=batch.import_job_id).update(
+            status=ImportStatus.CANCELLED, phase=ImportPhase.NONE
+        )
         return commit(batch, rows, outcomes)
 
     monkeypatch.setattr(batches, "_commit", cancelled_first)

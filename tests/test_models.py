@@ -7,12 +7,21 @@ from django.db import IntegrityError, connection, transaction
 
 from imports.errors import AnotherImportOpen
 from imports.lifecycle import import_create
-from imports.models import Import, ImportStatus
+from imports.models import (
+    Confidentiality,
+    Document,
+    Import,
+    ImportPhase,
+    ImportStatus,
+    OnConflict,
+    Row,
+    RowStatus,
+)
 
 
 @pytest.mark.django_db
 def test_a_second_open_import_is_refused_by_the_database():
-    Import.objects.create(batch_size=10, status=ImportStatus.ACTIVE)
+    Import.objects.create(batch_size=10, status=ImportStatus.ACTIVE, phase=ImportPhase.COUNTING)
     with pytest.raises(IntegrityError), transaction.atomic():
         Import.objects.create(batch_size=10, status=ImportStatus.PENDING)
 
@@ -72,3 +81,90 @@ def test_a_report_error_is_only_for_an_import_without_report():
     job = Import.objects.create(batch_size=10, report_error="the storage is full")
     with pytest.raises(IntegrityError), transaction.atomic():
         Import.objects.filter(pk=job.pk).update(report="reports/x.csv")
+
+
+def refused(job: Import, **values) -> bool:
+    """Whether the database refuses to set `values` on `job` (the UPDATE skips model checks)."""
+    try:
+        with transaction.atomic():
+            Import.objects.filter(pk=job.pk).update(**values)
+    except IntegrityError:
+        return True
+    return False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"status": "paused"},
+        {"status": "Pending"},
+        {"status": ImportStatus.ACTIVE, "phase": "sleeping"},
+        {"on_conflict": "merge"},
+        {"batch_size": 0},
+    ],
+)
+def test_an_import_takes_only_the_values_its_choices_name(values):
+    job = Import.objects.create(batch_size=10)
+    assert refused(job, **values)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "status, phase",
+    [
+        (ImportStatus.ACTIVE, ImportPhase.NONE),
+        (ImportStatus.PENDING, ImportPhase.COUNTING),
+        (ImportStatus.FINISHED, ImportPhase.REPORTING),
+        (ImportStatus.ERROR, ImportPhase.IMPORTING),
+        (ImportStatus.CANCELLED, ImportPhase.COUNTING),
+    ],
+)
+def test_an_import_is_at_a_phase_exactly_while_it_is_active(status, phase):
+    job = Import.objects.create(batch_size=10)
+    assert refused(job, status=status, phase=phase)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "status, phase",
+    [(ImportStatus.ACTIVE, phase) for phase in ImportPhase.values if phase]
+    + [(status, ImportPhase.NONE) for status in ImportStatus.values if status != "active"],
+)
+def test_every_valid_status_and_phase_is_taken(status, phase):
+    job = Import.objects.create(batch_size=10)
+    assert not refused(job, status=status, phase=phase)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("on_conflict", OnConflict.values)
+def test_every_conflict_policy_and_a_batch_of_one_are_taken(on_conflict):
+    job = Import.objects.create(batch_size=10)
+    assert not refused(job, on_conflict=on_conflict, batch_size=1)
+
+
+@pytest.mark.django_db
+def test_a_row_is_unjudged_or_has_an_outcome_its_choices_name():
+    job = Import.objects.create(batch_size=10)
+    row = Row.objects.create(import_job=job, number=1, cells=["a"])
+    for status in ["", *RowStatus.values]:
+        Row.objects.filter(pk=row.pk).update(status=status)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Row.objects.filter(pk=row.pk).update(status="lost")
+
+
+@pytest.mark.django_db
+def test_a_document_has_no_confidentiality_or_one_its_choices_name():
+    document = Document.objects.create(
+        identifier="doc-1",
+        title="A document",
+        content_type="text/plain",
+        size=1,
+        sha256="0" * 64,
+        file="documents/doc-1.txt",
+        file_name="doc-1.txt",
+    )
+    for confidentiality in ["", *Confidentiality.values]:
+        Document.objects.filter(pk=document.pk).update(confidentiality=confidentiality)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Document.objects.filter(pk=document.pk).update(confidentiality="top secret")

@@ -133,7 +133,7 @@ def test_an_active_import_still_reporting_cannot_be_resumed(uploaded):
 
 @pytest.mark.parametrize("status", [ImportStatus.FINISHED, ImportStatus.CANCELLED])
 def test_an_import_that_ended_otherwise_cannot_be_resumed(uploaded, status):
-    Import.objects.filter(pk=uploaded.pk).update(status=status)
+    Import.objects.filter(pk=uploaded.pk).update(status=status, phase=ImportPhase.NONE)
     with pytest.raises(ImportNotResumable):
         import_resume(uploaded)
 
@@ -144,7 +144,7 @@ def test_a_pending_import_cannot_be_resumed(db):
 
 
 def test_resume_waits_for_another_open_import(uploaded):
-    Import.objects.filter(pk=uploaded.pk).update(status=ImportStatus.ERROR)
+    Import.objects.filter(pk=uploaded.pk).update(status=ImportStatus.ERROR, phase=ImportPhase.NONE)
     import_create()
     with pytest.raises(AnotherImportOpen):
         import_resume(uploaded)

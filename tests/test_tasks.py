@@ -11,7 +11,7 @@ from django.db import OperationalError
 from imports import batches, lifecycle, tasks
 from imports.batches import import_split
 from imports.lifecycle import import_cancel, import_create, import_fail, import_upload
-from imports.models import Batch, Document, Import, ImportStatus
+from imports.models import Batch, Document, Import, ImportPhase, ImportStatus
 
 from .background import report_task_run
 from .conftest import csv_bytes, png_bytes, stored_files
@@ -56,8 +56,8 @@ def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source
 def test_a_task_for_an_import_that_is_no_longer_active_does_nothing(source):
     job = import_create()
     import_upload(job, io.BytesIO(csv_bytes("identifier,file_path,title", "A,a.png,A")))
-    job.status = ImportStatus.CANCELLED
-    job.save(update_fields=["status"])
+    job.status, job.phase = ImportStatus.CANCELLED, ImportPhase.NONE
+    job.save(update_fields=["status", "phase"])
     tasks.import_split_task.apply(args=(str(job.pk),))
     assert not job.rows.exists()
 

@@ -492,7 +492,9 @@ def test_methods_not_allowed_are_json_405(api, pending):
 
 
 def test_resume_an_import_that_ended_in_error(api, active, settings):
-    Import.objects.filter(pk=active["uuid"]).update(status="error", error="a batch failed")
+    Import.objects.filter(pk=active["uuid"]).update(
+        status="error", phase="", error="a batch failed"
+    )
     response = api.post(url("imports", active["uuid"], "resume"))
     assert response.status_code == 202
     data = response.json()
@@ -519,7 +521,7 @@ def test_resume_a_finished_import_is_409(api, finished):
 
 
 def test_resume_while_another_import_is_open_is_409(api, active):
-    Import.objects.filter(pk=active["uuid"]).update(status="error")
+    Import.objects.filter(pk=active["uuid"]).update(status="error", phase="")
     create(api)
     assert_error(api.post(url("imports", active["uuid"], "resume")), 409, "another_import_open")
 
