@@ -1,7 +1,15 @@
 """Errors the services raise. They know nothing of HTTP: imports/api/errors.py maps them.
 
 Every `detail` is a plain sentence for the operator and never holds a server path or secret.
+The source's errors come last: a row's file that cannot be used fails that row, a source that
+fails as a whole is waited for, and neither is ever an HTTP answer.
 """
+
+import errno
+
+from .problems import about_file
+
+STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class BulkImportError(Exception):
@@ -53,7 +61,9 @@ class ReportNotReady(ImportConflict):
     default_detail = "The report is being written; try again in a moment."
 
 
-class SourceMisconfigured(ImportConflict):
+class SourceMisconfigured(BulkImportError):
+    """The configured source cannot be read at all: the server's setup, not the import's state."""
+
     code = "source_misconfigured"
     default_detail = "The import source is not a readable directory; ask the administrator."
 
@@ -115,3 +125,33 @@ class ManifestTooLarge(BulkImportError):
 
 class OptionNotSupported(BulkImportError):
     code = "option_not_supported"
+
+
+class SourceProblem(Exception):
+    """A row's file cannot be used; the message is a plain-words row comment."""
+
+    @classmethod
+    def about(cls, file_path: str, words: str) -> "SourceProblem":
+        """A row comment naming the row's own file_path, never where the source lives."""
+        return cls(about_file(file_path, words))
+
+
+class SourceUnreadable(Exception):
+    """Reading a row's file failed (permissions, an I/O error): that row fails, not the import.
+
+    It carries no words: the row's comment must quote the row's own file_path, which only the
+    row knows, never the resolved path.
+    """
+
+
+class SourceUnavailable(Exception):
+    """The source itself failed (a timeout or a dropped connection to S3), not a row's file.
+
+    Its task is retried with growing delays; if the source stays away, the import ends in error,
+    to be resumed.
+    """
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether `exc` says the storage has no space left (a full disk, or a quota reached)."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS

@@ -1,11 +1,14 @@
-"""State changes of an Import: create, upload, finish, fail, resume, cancel, delete.
+"""State changes of an Import: create, upload, finish, fail, resume, cancel, delete, purge.
 
 The database settles every race: the open-import lock is a unique constraint, and each
-transition is a conditional UPDATE from the state it expects, so two callers cannot both win.
+transition is a conditional UPDATE (or DELETE) from the state it expects, so two callers cannot
+both win. Work that follows a change is announced once it is committed (imports.signals).
 """
 
 import hashlib
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import BinaryIO
@@ -17,8 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import tasks
-from .batches import attempts_sweep, batches_dispatch
+from .copies import attempt_folders_uncommitted, attempts_sweep, folder_delete
 from .errors import (
     AnotherImportOpen,
     ImportAlreadyEnded,
@@ -29,15 +31,25 @@ from .errors import (
     OptionNotSupported,
 )
 from .manifest import detect_format
-from .models import OPEN_STATUSES, Document, Import, ImportPhase, ImportStatus, OnConflict
-from .reports import (
-    report_delete,
-    report_record,
-    report_waits_for_space,
-    report_write,
-    reports_delete,
+from .models import (
+    ENDED_STATUSES,
+    OPEN_STATUSES,
+    Document,
+    Import,
+    ImportPhase,
+    ImportStatus,
+    OnConflict,
 )
+from .reports import report_delete, report_write, reports_delete
+from .selectors import imports_expire_pending
+from .signals import import_ended, import_work_ready
 from .sources import source_from_settings
+
+
+@dataclass(frozen=True)
+class Upload:
+    manifest: BinaryIO
+    sha256: str = ""  # the manifest's SHA-256 its sender expects (hex), or "" when it gave none
 
 
 def import_create(
@@ -65,65 +77,54 @@ def import_create(
         raise AnotherImportOpen() from None
 
 
-def imports_expire_pending() -> int:
-    """Cancel pending imports nobody uploaded to in time, so they stop holding the lock.
+def import_upload(job: Import, receive: Callable[[], Upload]) -> Import:
+    """Check the import can take a manifest, receive it, store it, and start the import.
 
-    Called before anything reads or changes imports. It writes only when there is something
-    to expire, so reads never wait for a writer.
+    `receive` is called only once the import is known to be pending and its source readable,
+    so a body that would be refused anyway is not read. A manifest whose SHA-256 differs from
+    the one its sender gave is refused; the digest is recorded either way, to prove later
+    which manifest ran. The pending timeout is applied when the import is looked up, not again
+    here, so an upload that began in time is not refused for the time its body took to arrive.
     """
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.IMPORT_PENDING_TIMEOUT)
-    expired = Import.objects.filter(status=ImportStatus.PENDING, created_at__lt=cutoff)
-    if not expired.exists():
-        return 0
-    return expired.update(status=ImportStatus.CANCELLED, finished_at=now)
-
-
-def import_upload_check(job: Import) -> None:
-    """Refuse an upload the import cannot take; the API calls it before reading the body."""
     job.refresh_from_db()
     if job.status != ImportStatus.PENDING:
         raise ImportNotPending()
     source_from_settings().check()
-
-
-def import_upload(job: Import, manifest: BinaryIO, *, sha256: str = "") -> Import:
-    """Check and store the manifest, make the import active and queue its first pass.
-
-    `sha256`, when given, is the manifest's digest as its sender knows it: a manifest that
-    differs is refused. The digest is recorded either way, to prove later which manifest ran.
-    The pending timeout is applied when the import is looked up, not again here, so an upload
-    that began in time is not refused for the time its body took to arrive.
-    """
-    import_upload_check(job)
-    digest = manifest_sha256(manifest)
-    if sha256 and sha256 != digest:
-        raise ManifestDigestMismatch(
-            f"The manifest's SHA-256 is {digest}, not the {sha256} given: it is not the file "
-            "you meant, or it changed in transit. Nothing was stored."
+    upload = receive()
+    with upload.manifest as manifest:
+        digest = manifest_sha256(manifest)
+        if upload.sha256 and upload.sha256 != digest:
+            raise ManifestDigestMismatch(
+                f"The manifest's SHA-256 is {digest}, not the {upload.sha256} given: it is not "
+                "the file you meant, or it changed in transit. Nothing was stored."
+            )
+        manifest_format = detect_format(manifest)
+        name = default_storage.save(
+            f"manifests/{job.uuid}-{secrets.token_hex(4)}.csv", File(manifest, name="manifest.csv")
         )
-    manifest_format = detect_format(manifest)
-    name = default_storage.save(
-        f"manifests/{job.uuid}-{secrets.token_hex(4)}.csv", File(manifest, name="manifest.csv")
-    )
+    if not _started(job, name, manifest_format.to_json(), digest):
+        default_storage.delete(name)
+        raise ImportNotPending()
+    job.refresh_from_db()
+    return job
+
+
+def _started(job: Import, manifest: str, manifest_format: dict, digest: str) -> bool:
+    """Make a pending import active with its manifest, and announce its counting."""
     now = timezone.now()
     with transaction.atomic():
         started = Import.objects.filter(pk=job.pk, status=ImportStatus.PENDING).update(
             status=ImportStatus.ACTIVE,
             phase=ImportPhase.COUNTING,
-            manifest=name,
-            manifest_format=manifest_format.to_json(),
+            manifest=manifest,
+            manifest_format=manifest_format,
             manifest_sha256=digest,
             started_at=now,
             heartbeat_at=now,
         )
         if started:
-            transaction.on_commit(lambda: tasks.import_split_task.delay(str(job.pk)))
-    if not started:
-        default_storage.delete(name)
-        raise ImportNotPending()
-    job.refresh_from_db()
-    return job
+            _announce_work(job.pk, ImportPhase.COUNTING)
+    return bool(started)
 
 
 def manifest_sha256(manifest: BinaryIO) -> str:
@@ -132,6 +133,18 @@ def manifest_sha256(manifest: BinaryIO) -> str:
     digest = hashlib.file_digest(manifest, "sha256").hexdigest()
     manifest.seek(0)
     return digest
+
+
+def _announce_work(import_id, phase: str) -> None:
+    transaction.on_commit(
+        partial(import_work_ready.send, sender=Import, import_id=import_id, phase=phase)
+    )
+
+
+def _announce_end(import_id, status: str) -> None:
+    transaction.on_commit(
+        partial(import_ended.send, sender=Import, import_id=import_id, status=status)
+    )
 
 
 def import_finish(import_id: str) -> None:
@@ -143,20 +156,24 @@ def import_finish(import_id: str) -> None:
         return  # another worker is finishing it, or it ended otherwise
     attempts_sweep(import_id)
     name = report_write(Import.objects.get(pk=import_id))
-    finished = Import.objects.filter(
-        pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.REPORTING
-    ).update(
-        status=ImportStatus.FINISHED,
-        phase=ImportPhase.NONE,
-        report=name,
-        finished_at=timezone.now(),
-    )
+    with transaction.atomic():
+        finished = Import.objects.filter(
+            pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.REPORTING
+        ).update(
+            status=ImportStatus.FINISHED,
+            phase=ImportPhase.NONE,
+            report=name,
+            finished_at=timezone.now(),
+        )
+        if finished:
+            _announce_end(import_id, ImportStatus.FINISHED)
     if not finished:
         report_delete(name)  # cancelled or failed meanwhile: that end queued a report of its own
 
 
 def import_fail(import_id: str, reason: str) -> None:
-    """End an active import in `error`, with why, and queue its report.
+    """End an active import in `error`, with why; its report is written in the background
+    (reports.ended_import_report).
 
     Its uncommitted copies stay: a batch still copying may commit them after a `resume`. They
     are swept when the import finishes, or when it is deleted.
@@ -169,30 +186,7 @@ def import_fail(import_id: str, reason: str) -> None:
             finished_at=timezone.now(),
         )
         if ended:
-            transaction.on_commit(partial(tasks.import_report_task.delay, str(import_id)))
-
-
-def import_report(import_id: str) -> None:
-    """Write the report of an import that ended in error or was cancelled (the report task).
-
-    A cancelled import's uncommitted copies are swept first. Nothing is done for an import
-    deleted, resumed or already reported meanwhile. A storage with no space left is said in the
-    import's `report_error`, and raised for the task to try again later.
-    """
-    job = Import.objects.filter(pk=import_id).first()
-    if job is None or job.is_open or job.report or not job.manifest:
-        return
-    if job.status == ImportStatus.FINISHED:
-        return  # import_finish writes its own report
-    if job.status == ImportStatus.CANCELLED:
-        attempts_sweep(job.pk)
-    try:
-        name = report_write(job)
-    except OSError as error:
-        if tasks.storage_full(error):
-            report_waits_for_space(job)
-        raise
-    report_record(job, name)
+            _announce_end(import_id, ImportStatus.ERROR)
 
 
 def import_resume(job: Import) -> Import:
@@ -204,30 +198,21 @@ def import_resume(job: Import) -> Import:
     """
     job.refresh_from_db()
     report_before = job.report.name
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.IMPORT_STALE_AFTER)
-    resumable = Q(status=ImportStatus.ERROR) | Q(
-        status=ImportStatus.ACTIVE, heartbeat_at__lt=stale_before
-    )
     # A split that never finished starts over; otherwise the uncommitted batches are queued.
     phase = ImportPhase.COUNTING if job.total_rows is None else ImportPhase.IMPORTING
     try:
         with transaction.atomic():
-            resumed = (
-                Import.objects.filter(resumable, pk=job.pk)
-                .exclude(manifest="")
-                .update(
-                    status=ImportStatus.ACTIVE,
-                    phase=phase,
-                    error="",
-                    report="",
-                    report_error="",
-                    finished_at=None,
-                    heartbeat_at=now,
-                )
+            resumed = _resumable(job).update(
+                status=ImportStatus.ACTIVE,
+                phase=phase,
+                error="",
+                report="",
+                report_error="",
+                finished_at=None,
+                heartbeat_at=timezone.now(),
             )
             if resumed:
-                transaction.on_commit(partial(_continue, str(job.pk), phase))
+                _announce_work(job.pk, phase)
     except IntegrityError:
         raise AnotherImportOpen() from None
     if not resumed:
@@ -238,11 +223,13 @@ def import_resume(job: Import) -> Import:
     return job
 
 
-def _continue(import_id: str, phase: str) -> None:
-    if phase == ImportPhase.COUNTING:
-        tasks.import_split_task.delay(import_id)
-    else:
-        batches_dispatch(import_id)
+def _resumable(job: Import):
+    """The import, if it ended in error or is active but stale, and has a manifest."""
+    stale_before = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_AFTER)
+    resumable = Q(status=ImportStatus.ERROR) | Q(
+        status=ImportStatus.ACTIVE, heartbeat_at__lt=stale_before
+    )
+    return Import.objects.filter(resumable, pk=job.pk).exclude(manifest="")
 
 
 def import_cancel(job: Import) -> Import:
@@ -255,7 +242,7 @@ def import_cancel(job: Import) -> Import:
             status=ImportStatus.CANCELLED, phase=ImportPhase.NONE, finished_at=timezone.now()
         )
         if ended:
-            transaction.on_commit(partial(tasks.import_report_task.delay, str(job.pk)))
+            _announce_end(job.pk, ImportStatus.CANCELLED)
     if not ended:
         raise ImportAlreadyEnded()
     job.refresh_from_db()
@@ -263,18 +250,25 @@ def import_cancel(job: Import) -> Import:
 
 
 def import_delete(job: Import) -> None:
-    """Remove an ended import with its manifest and report files; its documents stay."""
-    if job.is_open:
-        raise ImportStillOpen()
-    attempts_sweep(job.pk)  # what an import that ended in error left uncommitted
+    """Remove an ended import with its manifest and report files; its documents stay.
+
+    The DELETE itself is conditional on the import having ended: one resumed meanwhile is not
+    deleted, and nothing of it is removed from storage.
+    """
+    import_id = job.pk  # a deleted instance forgets it
+    folders = attempt_folders_uncommitted(import_id)
+    with transaction.atomic():
+        ended = Import.objects.select_for_update().filter(pk=import_id, status__in=ENDED_STATUSES)
+        if not ended.values_list("pk", flat=True):  # locked until the DELETE commits
+            raise ImportStillOpen()
+        # One UPDATE, not one per document as the cascade would do it.
+        Document.objects.filter(import_job_id=import_id).update(import_job=None)
+        Import.objects.filter(pk=import_id).delete()
+    for folder in folders:  # what an import that ended in error left uncommitted
+        folder_delete(folder)
     for stored in (job.manifest, job.report):
         if stored:
             stored.delete(save=False)
-    import_id = job.pk  # job.delete() forgets it
-    with transaction.atomic():
-        # One UPDATE, not one per document as the cascade would do it.
-        Document.objects.filter(import_job=job).update(import_job=None)
-        job.delete()
     # Once the import is gone, a report write in flight can no longer be recorded, so it removes
     # its own file; any a failed write left are in the folder too. (`job.report` above is also
     # there, unless it was written under the flat reports/<uuid>.csv of earlier versions.)
@@ -284,7 +278,7 @@ def import_delete(job: Import) -> None:
 def imports_purge(days: int) -> int:
     """Delete ended imports that ended more than `days` ago (retention); documents stay."""
     cutoff = timezone.now() - timedelta(days=days)
-    ended = Import.objects.exclude(status__in=OPEN_STATUSES).filter(
+    ended = Import.objects.filter(status__in=ENDED_STATUSES).filter(
         Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
     )
     purged = 0

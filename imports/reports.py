@@ -18,6 +18,8 @@ from itertools import chain
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from .copies import attempts_sweep
+from .errors import ImportStillOpen, ReportMissing, ReportNotReady, storage_full
 from .manifest import ManifestFormat, read_rows, without_padding
 from .models import OPEN_STATUSES, Import, ImportStatus, RowStatus
 
@@ -35,6 +37,29 @@ REPORT_WAITS_FOR_SPACE = (
     "The report is not written yet: the storage is full. It is tried again every few minutes "
     "and written once space is freed."
 )
+
+
+def ended_import_report(import_id: str) -> None:
+    """Write the report of an import that ended in error or was cancelled (the report task).
+
+    A cancelled import's uncommitted copies are swept first. Nothing is done for an import
+    deleted, resumed or already reported meanwhile. A storage with no space left is said in the
+    import's `report_error`, and raised for the task to try again later.
+    """
+    job = Import.objects.filter(pk=import_id).first()
+    if job is None or job.is_open or job.report or not job.manifest:
+        return
+    if job.status == ImportStatus.FINISHED:
+        return  # import_finish writes its own report
+    if job.status == ImportStatus.CANCELLED:
+        attempts_sweep(job.pk)
+    try:
+        name = report_write(job)
+    except OSError as error:
+        if storage_full(error):
+            report_waits_for_space(job)
+        raise
+    report_record(job, name)
 
 
 def report_rows(job: Import) -> Iterator[tuple[list[str], str, str]]:
@@ -145,6 +170,18 @@ def _still_unreported(job: Import):
     return Import.objects.filter(
         pk=job.pk, status=job.status, finished_at=job.finished_at, report=""
     )
+
+
+def report_content_type(job: Import) -> str:
+    """The report's media type, in the manifest's charset, once the report can be downloaded;
+    otherwise why not, raised."""
+    if job.is_open:
+        raise ImportStillOpen("The report exists once the import has ended.")
+    if not job.manifest:
+        raise ReportMissing()
+    if not job.report:
+        raise ReportNotReady(job.report_error or None)
+    return f"text/csv; charset={ManifestFormat.from_json(job.manifest_format).charset}"
 
 
 def failed_rows_manifest(job: Import) -> Iterator[bytes]:

@@ -15,15 +15,21 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Folders the embedded defaults keep their files in, made as the app starts (ImportsConfig).
+DATA_FOLDERS = [DATA_DIR]
 
 
 def _secret_key() -> str:
-    """Read SECRET_KEY, or keep a generated one under DATA_DIR so restarts keep tokens valid."""
+    """Read SECRET_KEY, or keep a generated one under DATA_DIR so restarts keep tokens valid.
+
+    The one file made as settings load, and only when SECRET_KEY is unset: Django needs the key
+    before any app starts, and every process must read the same one.
+    """
     if key := env.str("SECRET_KEY", default=""):
         return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(get_random_secret_key())
         path.chmod(0o600)
     return path.read_text().strip()
@@ -188,8 +194,7 @@ elif CELERY_BROKER_URL.startswith("filesystem://"):
     _queue = DATA_DIR / "broker" / "queue"
     _processed = DATA_DIR / "broker" / "processed"
     _control = DATA_DIR / "broker" / "control"  # kombu's default is ./control, wherever that is
-    for _folder in (_queue, _processed, _control):
-        _folder.mkdir(parents=True, exist_ok=True)
+    DATA_FOLDERS += [_queue, _processed, _control]
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue),
         "data_folder_out": str(_queue),
@@ -204,7 +209,7 @@ elif CELERY_BROKER_URL.startswith("filesystem://"):
 _default_source = DATA_DIR / "source"
 IMPORT_SOURCE = env.str("IMPORT_SOURCE", default=str(_default_source))
 if str(_default_source) == IMPORT_SOURCE:
-    _default_source.mkdir(exist_ok=True)
+    DATA_FOLDERS.append(_default_source)
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=500)
 IMPORT_MAX_MANIFEST_BYTES = env.int("IMPORT_MAX_MANIFEST_BYTES", default=2 * 1024**3)
 IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=1024**3)

@@ -1,4 +1,7 @@
-"""Celery tasks: thin wrappers that take ids; every decision lives in batches and lifecycle.
+"""Celery tasks: thin wrappers that take ids; every decision lives in the modules they call.
+
+The only module that knows Celery. The services announce what happened (imports.signals) and
+the receivers here queue what follows: counting a manifest, its batches, the report.
 
 A database or an S3 source that goes away is waited for: the task is retried with growing
 delays. Any exception a task cannot handle, or a database or source still gone after the
@@ -11,20 +14,26 @@ which waits for the storage as long as it takes (a full disk may wait hours for 
 and never ends its import in error: it is not part of the import's work.
 """
 
-import errno
 import logging
 import sqlite3
 
 from celery import Task, shared_task
 from celery.signals import worker_ready
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.dispatch import receiver
 
-from .sources import SourceUnavailable
+from .batches import batch_run
+from .errors import SourceUnavailable, storage_full
+from .lifecycle import import_fail, import_finish
+from .models import ImportPhase, ImportStatus
+from .reports import ended_import_report, report_failed
+from .selectors import batches_uncommitted, imports_without_report
+from .signals import import_ended, import_work_ready
+from .staging import import_split
 
 logger = logging.getLogger(__name__)
 
 DATABASE_GONE = (OperationalError, InterfaceError)
-STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 POSTGRESQL_DISK_FULL = "53100"  # SQLSTATE disk_full
 
 
@@ -37,8 +46,6 @@ class ImportTask(Task):
     retry_backoff_max = 60
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        from .lifecycle import import_fail
-
         import_id = args[0]
         logger.error("task %s failed for import %s", self.name, import_id, exc_info=exc)
         _broken_connections_close()
@@ -53,11 +60,6 @@ def _broken_connections_close() -> None:
     for connection in connections.all(initialized_only=True):
         if connection.connection is not None and not connection.is_usable():
             connection.close()
-
-
-def storage_full(exc: BaseException) -> bool:
-    """Whether `exc` says the storage has no space left (a full disk, or a quota reached)."""
-    return isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS
 
 
 def database_full(exc: BaseException) -> bool:
@@ -94,22 +96,16 @@ def failure_reason(description: str, exc: BaseException) -> str:
 
 @shared_task(base=ImportTask, description="counting the manifest's rows")
 def import_split_task(import_id: str) -> None:
-    from .batches import import_split
-
     import_split(import_id)
 
 
 @shared_task(base=ImportTask, description="a batch of rows")
 def batch_run_task(import_id: str, batch_id: int) -> None:
-    from .batches import batch_run
-
     batch_run(batch_id)
 
 
 @shared_task(base=ImportTask, description="writing the report")
 def import_finish_task(import_id: str) -> None:
-    from .lifecycle import import_finish
-
     import_finish(import_id)
 
 
@@ -117,8 +113,6 @@ class ReportTask(Task):
     """The report task: its failure is said on the import, which it never ends in error."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        from .reports import report_failed
-
         import_id = args[0]
         logger.error("the report of import %s could not be written", import_id, exc_info=exc)
         _broken_connections_close()
@@ -140,9 +134,7 @@ class ReportTask(Task):
 )
 def import_report_task(import_id: str) -> None:
     """Write the report of an import that ended in error or was cancelled (and sweep it)."""
-    from .lifecycle import import_report
-
-    import_report(import_id)
+    ended_import_report(import_id)
 
 
 @worker_ready.connect
@@ -152,16 +144,31 @@ def reports_missing_queue(**_) -> None:
     A report task waiting for its next try lives in the worker that holds it: one killed (or a
     machine lost) on the embedded filesystem broker takes it along. Two tries at once are safe.
     """
-    from .models import Import, ImportStatus
-
     try:
-        missing = list(
-            Import.objects.filter(status__in=(ImportStatus.ERROR, ImportStatus.CANCELLED))
-            .filter(report="")
-            .exclude(manifest="")
-            .values_list("pk", flat=True)
-        )
-        for import_id in missing:
+        for import_id in imports_without_report():
             import_report_task.delay(str(import_id))
     except Exception:  # a worker starts even when the database or the broker does not answer
         logger.exception("the reports still missing could not be queued")
+
+
+@receiver(import_work_ready)
+def work_queue(sender, import_id, phase: str, **_) -> None:
+    """Queue the counting of a manifest, or every batch not yet committed (the report once none
+    is left)."""
+    if phase == ImportPhase.COUNTING:
+        import_split_task.delay(str(import_id))
+        return
+    queued = 0
+    for batch_id in batches_uncommitted(import_id).values_list("pk", flat=True).iterator():
+        batch_run_task.delay(str(import_id), batch_id)
+        queued += 1
+    if not queued:
+        import_finish_task.delay(str(import_id))
+
+
+@receiver(import_ended)
+def report_queue(sender, import_id, status: str, **_) -> None:
+    """Queue the report of an import that ended in error or was cancelled (a finished import's
+    is written as it finishes)."""
+    if status in (ImportStatus.ERROR, ImportStatus.CANCELLED):
+        import_report_task.delay(str(import_id))

@@ -18,9 +18,10 @@ from django.core.management import call_command
 from django.utils.functional import empty
 from rest_framework.test import APIClient
 
-from imports.batches import batch_run, import_split
+from imports.batches import batch_run
 from imports.lifecycle import import_finish
 from imports.models import Batch, Import
+from imports.staging import import_split
 
 
 def token_for(username: str, *, read_only: bool = False) -> str:

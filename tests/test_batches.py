@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from imports.batches import batch_run, import_split
-from imports.lifecycle import import_cancel, import_create, import_upload
+from imports.batches import batch_run
+from imports.lifecycle import import_cancel, import_create
 from imports.models import Batch, Document, Import, ImportStatus, Row
-from imports.sources import FilesystemSource
+from imports.sources.filesystem import FilesystemSource
+from imports.staging import import_split
 
 from .background import report_task_run
 from .conftest import csv_bytes, png_bytes, run_inline, sha256
 from .conftest import stored_files as stored_files_under
+from .factories import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +24,7 @@ HEADER = "identifier,file_path,title,checksum,colour"
 
 def uploaded(manifest: bytes, batch_size: int = 2) -> Import:
     job = import_create(batch_size=batch_size)
-    return import_upload(job, io.BytesIO(manifest))
+    return upload(job, io.BytesIO(manifest))
 
 
 def stored_files(job: Import) -> set[str]:

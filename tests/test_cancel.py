@@ -4,12 +4,13 @@ import io
 
 import pytest
 
-from imports import batches
-from imports.batches import import_split
-from imports.lifecycle import import_cancel, import_create, import_upload
+from imports import staging
+from imports.lifecycle import import_cancel, import_create
 from imports.models import Import, ImportStatus, Row
+from imports.staging import import_split
 
 from .conftest import csv_bytes
+from .factories import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -20,10 +21,10 @@ STAGE_ROWS = 4  # per transaction: five groups
 @pytest.fixture
 def counting(source, monkeypatch) -> Import:
     """An import of ROWS rows, uploaded and counting, staged STAGE_ROWS rows at a time."""
-    monkeypatch.setattr(batches, "STAGE_ROWS", STAGE_ROWS)
+    monkeypatch.setattr(staging, "STAGE_ROWS", STAGE_ROWS)
     lines = [f"D{n},{n}.png,T{n}" for n in range(ROWS)]
     manifest = csv_bytes("identifier,file_path,title", *lines)
-    return import_upload(import_create(batch_size=2), io.BytesIO(manifest))
+    return upload(import_create(batch_size=2), io.BytesIO(manifest))
 
 
 def cancel_after_groups(counting: Import, groups: int, monkeypatch) -> list[int]:

@@ -6,10 +6,11 @@ import pytest
 from django.core.files.storage import default_storage
 
 from imports import batches
-from imports.lifecycle import import_create, import_upload
+from imports.lifecycle import import_create
 from imports.models import Document, Import, ImportPhase, ImportStatus
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256, stored_files
+from .factories import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,7 @@ HEADER = "identifier,file_path,title,author,checksum,colour"
 
 def imported(manifest: bytes, *, on_conflict: str = "fail", batch_size: int = 50) -> Import:
     job = import_create(on_conflict=on_conflict, batch_size=batch_size)
-    return run_inline(import_upload(job, io.BytesIO(manifest)))
+    return run_inline(upload(job, io.BytesIO(manifest)))
 
 
 def results(job: Import) -> list[tuple[str, str]]:

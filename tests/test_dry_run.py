@@ -4,10 +4,11 @@ import io
 
 import pytest
 
-from imports.lifecycle import import_create, import_upload
+from imports.lifecycle import import_create
 from imports.models import Document, Import, ImportStatus
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256, stored_files
+from .factories import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +17,7 @@ HEADER = "identifier,file_path,title,created_date,language,checksum,content_type
 
 def run(manifest: bytes, *, dry_run: bool, on_conflict: str = "fail") -> Import:
     job = import_create(dry_run=dry_run, on_conflict=on_conflict, batch_size=3)
-    return run_inline(import_upload(job, io.BytesIO(manifest)))
+    return run_inline(upload(job, io.BytesIO(manifest)))
 
 
 def results(job: Import) -> list[tuple[int, str, str]]:

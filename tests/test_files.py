@@ -12,14 +12,10 @@ from django.core.files.storage import default_storage
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imports.files import (
-    HashingReader,
-    content_type_problems,
-    file_copy,
-    file_read,
-    sniff_content_type,
-)
-from imports.sources import FilesystemSource
+from imports.copies import file_copy, file_read
+from imports.facts import HashingReader, sniff_content_type
+from imports.rows import content_type_problems
+from imports.sources.filesystem import FilesystemSource
 
 from .conftest import stored_files
 

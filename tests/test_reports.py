@@ -14,16 +14,15 @@ from imports.lifecycle import (
     import_create,
     import_delete,
     import_fail,
-    import_report,
     import_resume,
-    import_upload,
 )
 from imports.manifest import detect_format, read_rows
 from imports.models import Import
-from imports.reports import REPORT_WAITS_FOR_SPACE, failed_rows_manifest
+from imports.reports import REPORT_WAITS_FOR_SPACE, ended_import_report, failed_rows_manifest
 
 from .background import report_task_run
 from .conftest import png_bytes, run_inline, stored_files
+from .factories import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +50,7 @@ def manifest_lines(delimiter: str, newline: str) -> list[str]:
 def ended(source, data: bytes) -> Import:
     (source / "scans").mkdir()
     (source / "scans" / "a.png").write_bytes(png_bytes("a"))
-    job = import_upload(import_create(), io.BytesIO(data))
+    job = upload(import_create(), io.BytesIO(data))
     return run_inline(job)
 
 
@@ -109,7 +108,7 @@ def test_failed_rows_come_back_byte_for_byte_as_in_the_manifest(
 def test_a_cancelled_import_reports_every_row_in_the_manifest_encoding(source):
     # given
     data = codecs.BOM_UTF16_BE + "".join(manifest_lines("\t", "\r\n")).encode("utf-16-be")
-    job = import_upload(import_create(), io.BytesIO(data))
+    job = upload(import_create(), io.BytesIO(data))
 
     # when
     job = report_task_run(import_cancel(job))
@@ -125,7 +124,7 @@ def test_a_cancelled_import_reports_every_row_in_the_manifest_encoding(source):
 def test_an_import_stored_with_the_earlier_format_shape_still_reports(source):
     # given: manifest_format as stored before the byte-order mark had its own field
     data = codecs.BOM_UTF8 + "".join(manifest_lines(",", "\n")).encode()
-    job = import_upload(import_create(), io.BytesIO(data))
+    job = upload(import_create(), io.BytesIO(data))
     Import.objects.filter(pk=job.pk).update(
         manifest_format={
             "encoding": "utf-8-sig",
@@ -151,7 +150,7 @@ def test_an_import_stored_with_the_earlier_format_shape_still_reports(source):
 def cancelled(source) -> Import:
     """A cancelled import whose report is not written yet."""
     data = "".join(manifest_lines(",", "\n")).encode()
-    return import_cancel(import_upload(import_create(), io.BytesIO(data)))
+    return import_cancel(upload(import_create(), io.BytesIO(data)))
 
 
 class StorageSaving:
@@ -178,14 +177,14 @@ def test_a_report_write_that_fills_the_storage_removes_what_it_wrote(cancelled, 
     # when the report task meets a full storage
     storage_fills(monkeypatch)
     with pytest.raises(OSError):
-        import_report(str(cancelled.pk))
+        ended_import_report(str(cancelled.pk))
     # then no part of the report stays, and the import says what it waits for
     assert stored_files("reports") == set()
     job = Import.objects.get(pk=cancelled.pk)
     assert (job.report.name, job.report_error) == ("", REPORT_WAITS_FOR_SPACE)
     # and once there is space, the next try writes it and takes the notice back
     monkeypatch.undo()
-    import_report(str(cancelled.pk))
+    ended_import_report(str(cancelled.pk))
     job.refresh_from_db()
     assert job.report and job.report_error == ""
     assert stored_files("reports") == {job.report.name}
@@ -193,17 +192,17 @@ def test_a_report_write_that_fills_the_storage_removes_what_it_wrote(cancelled, 
 
 def test_the_notice_of_a_full_storage_leaves_the_error_an_import_ended_with(source, monkeypatch):
     data = "".join(manifest_lines(",", "\n")).encode()
-    job = import_upload(import_create(), io.BytesIO(data))
+    job = upload(import_create(), io.BytesIO(data))
     import_fail(str(job.pk), "a batch of rows failed: the storage is full.")
     storage_fills(monkeypatch)
     for _ in range(2):  # said once however many tries fail
         with pytest.raises(OSError):
-            import_report(str(job.pk))
+            ended_import_report(str(job.pk))
     job.refresh_from_db()
     assert job.error == "a batch of rows failed: the storage is full."
     assert job.report_error == REPORT_WAITS_FOR_SPACE
     monkeypatch.undo()
-    import_report(str(job.pk))
+    ended_import_report(str(job.pk))
     job.refresh_from_db()
     assert (job.error, job.report_error) == ("a batch of rows failed: the storage is full.", "")
 
@@ -232,16 +231,16 @@ def write_during(monkeypatch, meanwhile) -> None:
 def test_a_report_write_for_an_import_deleted_meanwhile_leaves_no_file(cancelled, monkeypatch):
     import_id = str(cancelled.pk)
     write_during(monkeypatch, lambda: import_delete(Import.objects.get(pk=import_id)))
-    import_report(import_id)
+    ended_import_report(import_id)
     assert stored_files("reports") == set()
 
 
 def test_a_report_write_for_an_import_resumed_meanwhile_is_not_recorded(source, monkeypatch):
     data = "".join(manifest_lines(",", "\n")).encode()
-    job = import_upload(import_create(), io.BytesIO(data))
+    job = upload(import_create(), io.BytesIO(data))
     import_fail(str(job.pk), "a batch of rows failed (OSError).")
     write_during(monkeypatch, lambda: import_resume(Import.objects.get(pk=job.pk)))
-    import_report(str(job.pk))
+    ended_import_report(str(job.pk))
     job.refresh_from_db()
     assert (job.status, job.report.name) == ("active", "")
     assert stored_files("reports") == set()

@@ -7,8 +7,8 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from imports import batches, tasks
-from imports.batches import batch_run, import_split
+from imports import batches, copies, staging, tasks
+from imports.batches import batch_run
 from imports.errors import AnotherImportOpen, ImportNotResumable
 from imports.lifecycle import (
     import_cancel,
@@ -17,12 +17,13 @@ from imports.lifecycle import (
     import_fail,
     import_finish,
     import_resume,
-    import_upload,
 )
 from imports.models import Batch, Document, Import, ImportPhase, ImportStatus
+from imports.staging import import_split
 
 from .background import report_task_run
 from .conftest import csv_bytes, png_bytes, run_inline, stored_files
+from .factories import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def uploaded(source) -> Import:
     for n in range(6):
         (source / f"{n}.png").write_bytes(png_bytes(str(n)))
     job = import_create(batch_size=2)
-    import_upload(job, io.BytesIO(csv_bytes(HEADER, *(f"D{n},{n}.png,T{n}" for n in range(6)))))
+    upload(job, io.BytesIO(csv_bytes(HEADER, *(f"D{n},{n}.png,T{n}" for n in range(6)))))
     import_split(str(job.pk))
     return job
 
@@ -76,7 +77,7 @@ def test_a_database_gone_mid_import_ends_it_in_error_and_resume_finishes_it(uplo
     def database_gone(batch_id):
         raise OperationalError("connection to server at 10.0.0.7 failed: secret detail")
 
-    monkeypatch.setattr(batches, "batch_run", database_gone)
+    monkeypatch.setattr(tasks, "batch_run", database_gone)
     # when a batch task meets it, through all its retries
     result = tasks.batch_run_task.apply(args=(str(uploaded.pk), second))
     # then the import ends in error, saying why, and the report covers every row
@@ -99,8 +100,8 @@ def test_a_database_gone_mid_import_ends_it_in_error_and_resume_finishes_it(uplo
 def test_an_import_that_failed_while_counting_counts_again_on_resume(source, monkeypatch):
     (source / "a.png").write_bytes(png_bytes("a"))
     job = import_create()
-    import_upload(job, io.BytesIO(csv_bytes(HEADER, "A,a.png,A")))
-    monkeypatch.setattr(batches, "read_rows", lambda raw, manifest_format: 1 / 0)
+    upload(job, io.BytesIO(csv_bytes(HEADER, "A,a.png,A")))
+    monkeypatch.setattr(staging, "read_rows", lambda raw, manifest_format: 1 / 0)
     assert tasks.import_split_task.apply(args=(str(job.pk),)).failed()
     job.refresh_from_db()
     assert (job.status, job.total_rows) == (ImportStatus.ERROR, None)
@@ -226,7 +227,7 @@ def test_a_batch_delivered_twice_at_once_keeps_each_attempts_copies_apart(upload
     first, *_ = batch_ids(uploaded)
     batch = Batch.objects.get(pk=first)
     one, two = batches._attempt_start(batch), batches._attempt_start(batch)
-    assert batches.attempt_folder(one) != batches.attempt_folder(two)
+    assert copies.attempt_folder(one) != copies.attempt_folder(two)
 
 
 def test_a_commit_whose_answer_was_lost_keeps_its_files(uploaded, monkeypatch):

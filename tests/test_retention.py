@@ -8,10 +8,11 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
-from imports.lifecycle import import_create, import_upload
+from imports.lifecycle import import_create
 from imports.models import Document, Import, Row
 
 from .conftest import csv_bytes, png_bytes, run_inline
+from .factories import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ def finished_import(source, identifier: str, ended_days_ago: int) -> Import:
     (source / f"{identifier}.png").write_bytes(png_bytes(identifier))
     job = import_create()
     manifest = csv_bytes("identifier,file_path,title", f"{identifier},{identifier}.png,T")
-    job = run_inline(import_upload(job, io.BytesIO(manifest)))
+    job = run_inline(upload(job, io.BytesIO(manifest)))
     ended = timezone.now() - timedelta(days=ended_days_ago)
     Import.objects.filter(pk=job.pk).update(finished_at=ended, created_at=ended)
     return job

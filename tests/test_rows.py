@@ -4,7 +4,9 @@ from datetime import date
 
 import pytest
 
-from imports.rows import checksum_problem, repeated_identifier_problem, row_read
+from imports.problems import checksum_mismatch as checksum_problem
+from imports.problems import repeated_identifier as repeated_identifier_problem
+from imports.rows import row_read
 
 COLUMNS = ("identifier", "file_path", "title", "created_date", "language", "checksum")
 DIGEST = "ab" * 32

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from imports.errors import SourceMisconfigured
-from imports.lifecycle import import_create, import_upload
+from imports.errors import SourceMisconfigured, SourceProblem, SourceUnreadable
+from imports.lifecycle import import_create
 from imports.models import Document, ImportStatus
-from imports.sources import FilesystemSource, SourceProblem, SourceUnreadable
+from imports.sources.filesystem import FilesystemSource
 
 from .conftest import csv_bytes, png_bytes, run_inline
+from .factories import upload
 
 
 @pytest.fixture
@@ -371,7 +372,7 @@ def test_special_files_and_hard_links_fail_their_rows_in_an_import(source, tmp_p
     manifest = csv_bytes(
         "identifier,file_path,title", "A,ok.png,Fine", "B,pipe.png,Pipe", "C,linked.png,Link"
     )
-    job = import_upload(import_create(batch_size=3), io.BytesIO(manifest))
+    job = upload(import_create(batch_size=3), io.BytesIO(manifest))
 
     # when
     job = run_inline(job)

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import default_storage
 
-from imports.lifecycle import import_create, import_delete, import_upload
+from imports.lifecycle import import_create, import_delete
 from imports.models import Document, Import, ImportStatus
 from imports.settings import s3_storage_options
 
 from .api.conftest import streamed, url
 from .conftest import csv_bytes, png_bytes, run_inline, stored_files
+from .factories import upload
 from .s3 import moto_server, s3_client
 
 KEY_ID = "AKIASTORAGETEST"
@@ -92,7 +93,7 @@ def imported(scans: dict[str, bytes]) -> Import:
     """An import of `scans`, run inline to its end."""
     lines = ["identifier,file_path,title"]
     lines += [f"D-{n},{path},Scan {n}" for n, path in enumerate(scans)]
-    job = import_upload(import_create(), io.BytesIO(csv_bytes(*lines)))
+    job = upload(import_create(), io.BytesIO(csv_bytes(*lines)))
     return run_inline(job)
 
 

@@ -8,13 +8,14 @@ import psycopg.errors
 import pytest
 from django.db import OperationalError
 
-from imports import batches, lifecycle, tasks
-from imports.batches import import_split
-from imports.lifecycle import import_cancel, import_create, import_fail, import_upload
+from imports import lifecycle, outcomes, reports, tasks
+from imports.lifecycle import import_cancel, import_create, import_fail
 from imports.models import Batch, Document, Import, ImportPhase, ImportStatus
+from imports.staging import import_split
 
 from .background import report_task_run
 from .conftest import csv_bytes, png_bytes, stored_files
+from .factories import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source
     for name in "ab":
         (source / f"{name}.png").write_bytes(png_bytes(name))
     job = import_create(batch_size=1)
-    import_upload(
+    upload(
         job, io.BytesIO(csv_bytes("identifier,file_path,title", "A,a.png,A", "B,b.png,B"))
     )
     import_split(str(job.pk))
@@ -34,7 +35,7 @@ def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source
     def disk_full(source, located, name):
         raise OSError(errno.ENOSPC, "No space left on device", f"/srv/secret/{name}")
 
-    monkeypatch.setattr(batches, "file_copy", disk_full)
+    monkeypatch.setattr(outcomes, "file_copy", disk_full)
     # when
     result = tasks.batch_run_task.apply(args=(str(job.pk), second.pk))
     # then the import ends in error saying the storage is full, and its report is queued
@@ -55,7 +56,7 @@ def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source
 
 def test_a_task_for_an_import_that_is_no_longer_active_does_nothing(source):
     job = import_create()
-    import_upload(job, io.BytesIO(csv_bytes("identifier,file_path,title", "A,a.png,A")))
+    upload(job, io.BytesIO(csv_bytes("identifier,file_path,title", "A,a.png,A")))
     job.status, job.phase = ImportStatus.CANCELLED, ImportPhase.NONE
     job.save(update_fields=["status", "phase"])
     tasks.import_split_task.apply(args=(str(job.pk),))
@@ -115,7 +116,7 @@ def test_a_database_that_answers_nothing_is_still_out_of_reach():
 
 @pytest.fixture
 def ended_in_error(source) -> Import:
-    job = import_upload(
+    job = upload(
         import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
     )
     import_fail(str(job.pk), "a batch of rows failed (OSError).")
@@ -127,7 +128,7 @@ def test_an_ended_import_queues_its_report_on_commit(
 ):
     queued = []
     monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))
-    job = import_upload(
+    job = upload(
         import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
     )
     with django_capture_on_commit_callbacks(execute=True):
@@ -142,7 +143,7 @@ def test_a_report_task_that_fails_never_ends_its_import_again(ended_in_error, mo
     def broken(job):
         raise ValueError("a bug")
 
-    monkeypatch.setattr(lifecycle, "report_write", broken)
+    monkeypatch.setattr(reports, "report_write", broken)
     # when
     result = tasks.import_report_task.apply(args=(str(ended_in_error.pk),))
     # then the task failed, and the import is as it ended: the report task is not its work
@@ -160,7 +161,7 @@ def test_the_report_task_retries_a_full_storage_with_growing_delays_without_end(
     ended_in_error, monkeypatch
 ):
     # given a storage full for the first three tries
-    write = lifecycle.report_write
+    write = reports.report_write
     tries = []
 
     def full_three_times(job):
@@ -176,7 +177,7 @@ def test_the_report_task_retries_a_full_storage_with_growing_delays_without_end(
         countdowns.append(kwargs["countdown"])
         return retry(*args, **kwargs)
 
-    monkeypatch.setattr(lifecycle, "report_write", full_three_times)
+    monkeypatch.setattr(reports, "report_write", full_three_times)
     monkeypatch.setattr(tasks.import_report_task, "retry", retry_seen)
     # when (run eagerly: each retry runs at once, its delay only computed)
     job = report_task_run(ended_in_error)
@@ -204,7 +205,7 @@ def test_a_report_task_for_a_resumed_import_does_nothing(ended_in_error):
 
 
 def test_cancel_queues_the_report_rather_than_writing_it(source):
-    job = import_upload(
+    job = upload(
         import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
     )
     job = import_cancel(job)
@@ -216,7 +217,7 @@ def test_a_starting_worker_queues_again_the_reports_still_missing(ended_in_error
     # given an import in error without its report (the worker that held its retry died), one
     # cancelled with its report, one cancelled before it had a manifest
     manifest = io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
-    reported = report_task_run(import_cancel(import_upload(import_create(), manifest)))
+    reported = report_task_run(import_cancel(upload(import_create(), manifest)))
     never_uploaded = import_cancel(import_create())
     queued = []
     monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))

@@ -10,6 +10,7 @@ from .. import errors
 
 HTTP_STATUS = {
     errors.ImportConflict: 409,
+    errors.SourceMisconfigured: 409,
     errors.ReportMissing: 404,
     errors.ManifestInvalid: 400,
     errors.ManifestTooLarge: 413,

@@ -12,7 +12,6 @@ import hashlib
 import re
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.conf import settings
@@ -29,6 +28,7 @@ from ..errors import (
     ManifestInvalid,
     ManifestTooLarge,
 )
+from ..lifecycle import Upload
 
 CHUNK_BYTES = 1024 * 1024
 # `curl -T m.csv` sends no Content-Type; a body without one is taken as the CSV it must be.
@@ -41,12 +41,6 @@ DIGEST_ALGORITHMS = {"sha-256": "sha256", "sha-512": "sha512"}
 # Without a Content-Encoding, the content and the representation are the same bytes.
 DIGEST_HEADERS = ("Content-Digest", "Repr-Digest")
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-
-
-@dataclass(frozen=True)
-class Upload:
-    manifest: BinaryIO
-    sha256: str  # the manifest's SHA-256 the client expects (hex), or "" when it sent none
 
 
 def too_large() -> ManifestTooLarge:

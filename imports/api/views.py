@@ -1,5 +1,7 @@
 """HTTP adapters: each view checks input, calls one service, and shapes the answer."""
 
+from functools import partial
+
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -9,11 +11,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import lifecycle
-from ..errors import ImportStillOpen, ReportMissing, ReportNotReady
-from ..manifest import ManifestFormat
+from .. import lifecycle, reports, selectors
 from ..models import Document, Import
-from ..reports import failed_rows_manifest
 from .auth import CanReadDocuments, CanRunImports
 from .renderers import CsvRenderer
 from .serializers import (
@@ -34,8 +33,7 @@ class ImportApi(APIView):
     permission_classes = [CanRunImports]
 
     def get_import(self, uuid) -> Import:
-        lifecycle.imports_expire_pending()
-        return get_object_or_404(Import, pk=uuid)
+        return selectors.import_get(uuid)
 
     def respond(self, job: Import, status: int = 200) -> Response:
         return Response(ImportOutput(job, context={"request": self.request}).data, status=status)
@@ -85,11 +83,7 @@ class ImportUploadApi(ImportApi):
         summary="Upload the manifest; rows are then imported in the background",
     )
     def post(self, request, uuid):
-        job = self.get_import(uuid)
-        lifecycle.import_upload_check(job)  # before reading a body that may be large
-        upload = manifest_upload(request)
-        with upload.manifest:
-            job = lifecycle.import_upload(job, upload.manifest, sha256=upload.sha256)
+        job = lifecycle.import_upload(self.get_import(uuid), partial(manifest_upload, request))
         return self.respond(job, status=202)
 
     @extend_schema(
@@ -154,16 +148,11 @@ class ImportReportApi(ImportApi):
     )
     def get(self, request, uuid):
         job = self.get_import(uuid)
-        if job.is_open:
-            raise ImportStillOpen("The report exists once the import has ended.")
-        if not job.manifest:
-            raise ReportMissing()
-        if not job.report:
-            raise ReportNotReady(job.report_error or None)
-        charset = ManifestFormat.from_json(job.manifest_format).charset
-        content_type = f"text/csv; charset={charset}"
+        content_type = reports.report_content_type(job)  # or why the report cannot be had yet
         if request.query_params.get("rows") == "failed":
-            response = StreamingHttpResponse(failed_rows_manifest(job), content_type=content_type)
+            response = StreamingHttpResponse(
+                reports.failed_rows_manifest(job), content_type=content_type
+            )
             response["Content-Disposition"] = f'attachment; filename="import-{job.uuid}-failed.csv"'
             return response
         return FileResponse(
@@ -176,7 +165,6 @@ class ImportReportApi(ImportApi):
 
 class ImportListApi(generics.ListAPIView):
     permission_classes = [CanRunImports]
-    queryset = Import.objects.all()
     serializer_class = ImportOutput
 
     @extend_schema(
@@ -184,8 +172,10 @@ class ImportListApi(generics.ListAPIView):
         summary="List imports, newest first",
     )
     def get(self, request, *args, **kwargs):
-        lifecycle.imports_expire_pending()
         return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.imports_list()
 
 
 class ImportDetailApi(ImportApi):
@@ -218,13 +208,12 @@ class DocumentListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        documents = Document.objects.all()
-        if identifier := self.request.query_params.get("identifier"):
-            documents = documents.filter(identifier=identifier)
-        if import_uuid := self.request.query_params.get("import"):
-            field = serializers.UUIDField()
-            documents = documents.filter(import_job_id=field.run_validation(import_uuid))
-        return documents
+        params = self.request.query_params
+        import_uuid = params.get("import")
+        return selectors.documents_filter(
+            identifier=params.get("identifier", ""),
+            import_id=serializers.UUIDField().run_validation(import_uuid) if import_uuid else None,
+        )
 
 
 class DocumentDetailApi(generics.RetrieveAPIView):

@@ -4,9 +4,9 @@ The dialect is detected with clevercsv on a sample of whole lines (detecting on 
 millions of rows takes minutes); the header is read whole, however far past the sample it goes,
 up to a bound; the rows are then streamed, so no manifest sits in memory.
 
-Modules, each importing only those listed before it: encoding (encoding detection, byte-order marks),
-columns (required columns, header check), format (ManifestFormat), reading (csv reader, rows
-check, streamed rows), detection (delimiter and header, detect_format).
+Modules, each importing only those listed before it: encoding (encoding detection, byte-order
+marks), columns (required columns, header check), format (ManifestFormat), reading (csv reader,
+rows check, streamed rows), detection (delimiter and header, detect_format).
 """
 
 from .columns import MAX_COLUMNS, REQUIRED_COLUMNS, column_key, header_check

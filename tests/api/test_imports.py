@@ -8,8 +8,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from imports import tasks
-from imports.batches import batch_run, import_split
+from imports.batches import batch_run
 from imports.models import Batch, Document, Import
+from imports.staging import import_split
 from tests.background import report_task_run
 from tests.conftest import csv_bytes, png_bytes, run_inline
 

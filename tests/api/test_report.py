@@ -185,7 +185,8 @@ def test_ended_import_whose_report_is_not_written_yet_is_409(api, active):
 
 def test_a_report_that_waits_for_space_says_so(api, active, monkeypatch):
     # given an import that ended in error, and a storage with no space left for its report
-    from imports.lifecycle import import_fail, import_report
+    from imports.lifecycle import import_fail
+    from imports.reports import ended_import_report
 
     import_fail(active["uuid"], "a batch of rows failed: the storage is full.")
 
@@ -194,7 +195,7 @@ def test_a_report_that_waits_for_space_says_so(api, active, monkeypatch):
 
     monkeypatch.setattr(reports.default_storage, "save", full)
     with pytest.raises(OSError):
-        import_report(active["uuid"])
+        ended_import_report(active["uuid"])
     monkeypatch.undo()
     # when
     response = api.get(url("imports", active["uuid"], "report"))

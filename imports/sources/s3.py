@@ -24,17 +24,10 @@ from django.core.files.utils import validate_file_name
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
-from .errors import SourceMisconfigured
-from .files import FileFacts, file_facts
-from .sources import (
-    UNREADABLE,
-    Source,
-    SourceFile,
-    SourceProblem,
-    SourceUnavailable,
-    relative_path,
-    spellings,
-)
+from ..errors import SourceMisconfigured, SourceProblem, SourceUnavailable
+from ..facts import FileFacts, file_facts
+from ..problems import CHANGED_WHILE_READ, IS_DIRECTORY, NO_SUCH_FILE, OUTSIDE_SOURCE, UNREADABLE
+from .base import relative_path, spellings
 
 
 @dataclass(frozen=True)
@@ -139,8 +132,8 @@ class S3Source:
             if (found := self._head(key, file_path)) is not None:
                 return found
             if self._is_folder(key):
-                raise SourceProblem.about(file_path, "is a directory, not a file")
-        raise SourceProblem.about(file_path, "no such file")
+                raise SourceProblem.about(file_path, IS_DIRECTORY)
+        raise SourceProblem.about(file_path, NO_SUCH_FILE)
 
     def size(self, obj: S3Object) -> int:
         return obj.size
@@ -159,9 +152,9 @@ class S3Source:
     def _key(self, spelling: str, file_path: str) -> str:
         normal = posixpath.normpath(relative_path(spelling, file_path))
         if normal == ".." or normal.startswith("../"):
-            raise SourceProblem.about(file_path, "path outside source")
+            raise SourceProblem.about(file_path, OUTSIDE_SOURCE)
         if normal == ".":
-            raise SourceProblem.about(file_path, "is a directory, not a file")
+            raise SourceProblem.about(file_path, IS_DIRECTORY)
         return f"{self.prefix}/{normal}" if self.prefix else normal
 
     def _head(self, key: str, file_path: str) -> S3Object | None:
@@ -184,6 +177,44 @@ class S3Source:
             listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=f"{key}/", MaxKeys=1)
         return listed.get("KeyCount", 0) > 0
 
+    def server_side_copy(
+        self, obj: S3Object, name: str, storage: Storage
+    ) -> tuple[str, FileFacts] | None:
+        """Have S3 copy a row's object into storage, if both are on the same S3 service.
+
+        The object is hashed as one GET streams it, then S3 copies exactly the version hashed.
+        None when the storage is elsewhere: the caller then copies through this process.
+        Raises SourceProblem when the object changed since it was hashed.
+        """
+        if not self._copies_into(storage):
+            return None
+        with self.open(obj) as body:
+            facts = file_facts(body)
+            etag = body.etag
+        stored, key = _s3_storage_name(storage, name)
+        # The object the storage would have written: its content type, ACL and parameters.
+        extra = {**storage._get_write_parameters(key), "MetadataDirective": "REPLACE"}
+        try:
+            with _network_errors_as_unavailable():
+                storage.connection.meta.client.copy(
+                    {"Bucket": self.bucket, "Key": obj.key},
+                    storage.bucket_name,
+                    key,
+                    ExtraArgs={**extra, "CopySourceIfMatch": etag},
+                    Config=S3_COPY,
+                )
+        except ClientError as error:
+            if _status(error) != 412:
+                raise
+            raise SourceProblem.about(obj.file_path, CHANGED_WHILE_READ) from error
+        return stored, facts
+
+    def _copies_into(self, storage: Storage) -> bool:
+        """Whether S3 can copy from here into the storage: the same service, no gzip."""
+        if not isinstance(storage, S3Storage) or storage.gzip:
+            return False  # gzip is applied while uploading, which a server-side copy cannot do
+        return self.client.meta.endpoint_url == storage.connection.meta.client.meta.endpoint_url
+
 
 def _status(error: ClientError) -> int | None:
     return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -193,8 +224,8 @@ def _read_problem(file_path: str, error: ClientError) -> SourceProblem | None:
     """The row's problem for a refused read; None when the failure is the service's."""
     words = {
         403: UNREADABLE,
-        404: "no such file",
-        412: "the file changed while being read",
+        404: NO_SUCH_FILE,
+        412: CHANGED_WHILE_READ,
     }.get(_status(error))
     return SourceProblem.about(file_path, words) if words else None
 
@@ -223,53 +254,6 @@ def _setting(name: str) -> str | None:
 
 # One CopyObject request up to S3's 5 GiB limit; beyond it S3 copies parts, still server-side.
 S3_COPY = TransferConfig(multipart_threshold=5 * 1024**3, multipart_chunksize=512 * 1024**2)
-
-
-def s3_copy_server_side(
-    source: Source, located: SourceFile, name: str, storage: Storage
-) -> tuple[str, FileFacts] | None:
-    """Have S3 copy a row's object into storage, if both are on the same S3 service.
-
-    None when they are not: the caller then copies through this process. Raises SourceProblem
-    when the object changed since it was hashed.
-    """
-    if isinstance(source, S3Source) and _copies_server_side(source, storage):
-        return _s3_copy(source, located, name, storage)
-    return None
-
-
-def _copies_server_side(source: S3Source, storage: Storage) -> bool:
-    """Whether S3 can copy from the source into the storage: the same service, no gzip."""
-    if not isinstance(storage, S3Storage) or storage.gzip:
-        return False  # gzip is applied while uploading, which a server-side copy cannot do
-    return source.client.meta.endpoint_url == storage.connection.meta.client.meta.endpoint_url
-
-
-def _s3_copy(
-    source: S3Source, located: S3Object, name: str, storage: S3Storage
-) -> tuple[str, FileFacts]:
-    """Hash the object as one GET streams it, then have S3 copy exactly the version hashed."""
-    with source.open(located) as body:
-        facts = file_facts(body)
-        etag = body.etag
-    stored, key = _s3_storage_name(storage, name)
-    # The object the storage would have written: its content type, ACL and parameters.
-    extra = {**storage._get_write_parameters(key), "MetadataDirective": "REPLACE"}
-    try:
-        with _network_errors_as_unavailable():
-            storage.connection.meta.client.copy(
-                {"Bucket": source.bucket, "Key": located.key},
-                storage.bucket_name,
-                key,
-                ExtraArgs={**extra, "CopySourceIfMatch": etag},
-                Config=S3_COPY,
-            )
-    except ClientError as error:
-        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
-            raise
-        problem = "the file changed while being read"
-        raise SourceProblem.about(located.file_path, problem) from error
-    return stored, facts
 
 
 def _s3_storage_name(storage: S3Storage, name: str) -> tuple[str, str]:

@@ -1,70 +1,32 @@
-"""Where the archive's files come from: safe resolution of a row's path, size, and reading.
+"""Files under a directory on this machine (or a mount every worker shares).
 
-A row's path is resolved against the source (a directory, or a prefix in an S3 bucket) and
-must stay inside it: absolute paths, `..` climbing out and symlinks leading out are refused.
-Only regular files are read: a directory, FIFO, socket or device is refused by what it is, and
-a file with more than one hard link unless IMPORT_ALLOW_HARD_LINKS says so (another of its names
-may lie outside the source, and a link count cannot tell where).
-Problems are worded with the row's own `file_path`, never with where the source lives.
+A row's path is resolved against the directory and must stay inside it: `..` climbing out and
+symlinks leading out are refused. Only regular files are read: a directory, FIFO, socket or
+device is refused by what it is, and a file with more than one hard link unless
+IMPORT_ALLOW_HARD_LINKS says so (another of its names may lie outside the source, and a link
+count cannot tell where).
 """
 
 import os
 import stat
-import unicodedata
 from functools import cached_property
-from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import BinaryIO, Protocol
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from django.conf import settings
+from django.core.files.storage import Storage
 
-from .errors import SourceMisconfigured
-
-
-class SourceProblem(Exception):
-    """A row's file cannot be used; the message is a plain-words row comment."""
-
-    @classmethod
-    def about(cls, file_path: str, words: str) -> "SourceProblem":
-        """A row comment naming the row's own file_path, never where the source lives."""
-        return cls(f"file_path {file_path!r}: {words}")
-
-
-UNREADABLE = "the file cannot be read"
-
-
-class SourceUnreadable(Exception):
-    """Reading a row's file failed (permissions, an I/O error): that row fails, not the import.
-
-    It carries no words: the row's comment must quote the row's own file_path, which only the
-    row knows, never the resolved path.
-    """
-
-
-class SourceUnavailable(Exception):
-    """The source itself failed (a timeout or a dropped connection to S3), not a row's file.
-
-    Its task is retried with growing delays; if the source stays away, the import ends in error,
-    to be resumed.
-    """
-
-
-class SourceFile(Protocol):
-    """A file a row names, as its source resolved it: a Path, or an imports.s3.S3Object."""
-
-    @property
-    def name(self) -> str: ...
-
-
-class Source(Protocol):
-    """Where rows' files are read: a folder (FilesystemSource) or a bucket (imports.s3.S3Source)."""
-
-    def check(self) -> None: ...
-
-    def resolve(self, file_path: str) -> SourceFile: ...
-
-    def size(self, located: SourceFile) -> int: ...
-
-    def open(self, located: SourceFile) -> BinaryIO: ...
+from ..errors import SourceMisconfigured, SourceProblem, SourceUnreadable
+from ..problems import (
+    HARD_LINKED,
+    IS_DIRECTORY,
+    NO_SUCH_FILE,
+    NOT_REGULAR,
+    OUTSIDE_SOURCE,
+    UNREADABLE,
+    special_file,
+)
+from .base import relative_path, spellings
 
 
 class FilesystemSource:
@@ -94,7 +56,7 @@ class FilesystemSource:
                 if (words := file_problem(found)) is not None:
                     raise SourceProblem.about(file_path, words)
                 return path
-        raise SourceProblem.about(file_path, "no such file")
+        raise SourceProblem.about(file_path, NO_SUCH_FILE)
 
     @cached_property
     def _resolved_root(self) -> Path:
@@ -131,6 +93,10 @@ class FilesystemSource:
             os.close(descriptor)
             raise
 
+    def server_side_copy(self, path: Path, name: str, storage: Storage) -> None:
+        """Never: a folder's bytes are copied through this process."""
+        return None
+
 
 # Read-only; never through a last-name symlink; never waiting, as a FIFO's open would.
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -142,41 +108,17 @@ SPECIAL_FILES = (
     (stat.S_ISBLK, "a block device"),
 )
 
-HARD_LINKED = (
-    "the file has other hard links, which may lead outside the source; "
-    "set IMPORT_ALLOW_HARD_LINKS=true to accept them"
-)
-
 
 def file_problem(found: os.stat_result) -> str | None:
     """Why a file found on disk may not be imported, in plain words; None when it may."""
     if stat.S_ISDIR(found.st_mode):
-        return "is a directory, not a file"
+        return IS_DIRECTORY
     if not stat.S_ISREG(found.st_mode):
         kind = next((words for is_kind, words in SPECIAL_FILES if is_kind(found.st_mode)), None)
-        return f"is {kind}, not a regular file" if kind else "is not a regular file"
+        return special_file(kind) if kind else NOT_REGULAR
     if found.st_nlink > 1 and not settings.IMPORT_ALLOW_HARD_LINKS:
         return HARD_LINKED
     return None
-
-
-def spellings(file_path: str) -> list[str]:
-    """The path as written, then its NFC and NFD spellings where they differ from it."""
-    normalized = [unicodedata.normalize(form, file_path) for form in ("NFC", "NFD")]
-    return list(dict.fromkeys([file_path, *normalized]))
-
-
-def relative_path(spelling: str, file_path: str) -> str:
-    """`spelling` with `/` between folders; refused when it holds NUL or is absolute anywhere.
-
-    Manifests come from Windows too, so `C:\\x` and `\\\\server\\share` count as absolute.
-    """
-    if "\x00" in spelling or PureWindowsPath(spelling).is_absolute():
-        raise SourceProblem.about(file_path, "path outside source")
-    relative = spelling.replace("\\", "/")
-    if relative.startswith("/"):
-        raise SourceProblem.about(file_path, "path outside source")
-    return relative
 
 
 def _existing_inside(root: Path, spelling: str, file_path: str) -> Path | None:
@@ -187,21 +129,10 @@ def _existing_inside(root: Path, spelling: str, file_path: str) -> Path | None:
     except FileNotFoundError:
         # A missing target is judged by where it would be, so a dangling link out is refused.
         if not (root / relative).resolve().is_relative_to(root):
-            raise SourceProblem.about(file_path, "path outside source") from None
+            raise SourceProblem.about(file_path, OUTSIDE_SOURCE) from None
         return None
     except (OSError, RuntimeError):
         raise SourceProblem.about(file_path, UNREADABLE) from None
     if not path.is_relative_to(root):
-        raise SourceProblem.about(file_path, "path outside source")
+        raise SourceProblem.about(file_path, OUTSIDE_SOURCE)
     return path
-
-
-def source_from_settings() -> Source:
-    """The source IMPORT_SOURCE names: `s3://bucket/prefix`, or else a directory."""
-    location = str(settings.IMPORT_SOURCE)
-    if location.startswith("s3://"):
-        # Imported here: boto3 costs every process about 15 MB, and most never use S3.
-        from .s3 import S3Source
-
-        return S3Source.from_url(location)
-    return FilesystemSource(location)

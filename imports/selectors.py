@@ -1,0 +1,65 @@
+"""Reads: an import (pending ones not uploaded to in time expire first), imports, documents.
+
+Every read of imports goes through imports_expire_pending, so that a pending import nobody
+uploaded to stops holding the one-open-import lock whoever looks next, and views need not
+remember to do it.
+"""
+
+from datetime import timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from .models import Batch, Document, Import, ImportStatus
+
+
+def imports_expire_pending() -> int:
+    """Cancel pending imports nobody uploaded to in time, so they stop holding the lock.
+
+    It writes only when there is something to expire, so reads never wait for a writer.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.IMPORT_PENDING_TIMEOUT)
+    expired = Import.objects.filter(status=ImportStatus.PENDING, created_at__lt=cutoff)
+    if not expired.exists():
+        return 0
+    return expired.update(status=ImportStatus.CANCELLED, finished_at=now)
+
+
+def import_get(uuid: UUID | str) -> Import:
+    """The import, as it is now; Http404 when there is none."""
+    imports_expire_pending()
+    return get_object_or_404(Import, pk=uuid)
+
+
+def imports_list() -> QuerySet[Import]:
+    """Every import, newest first."""
+    imports_expire_pending()
+    return Import.objects.all()
+
+
+def imports_without_report() -> list[UUID]:
+    """Imports that ended in error or were cancelled, had a manifest, and still lack a report."""
+    return list(
+        Import.objects.filter(status__in=(ImportStatus.ERROR, ImportStatus.CANCELLED))
+        .filter(report="")
+        .exclude(manifest="")
+        .values_list("pk", flat=True)
+    )
+
+
+def batches_uncommitted(import_id: UUID | str) -> QuerySet[Batch]:
+    return Batch.objects.filter(import_job_id=import_id, committed_at__isnull=True)
+
+
+def documents_filter(*, identifier: str = "", import_id: UUID | None = None) -> QuerySet[Document]:
+    """Documents, all or those with this exact identifier or last written by this import."""
+    documents = Document.objects.all()
+    if identifier:
+        documents = documents.filter(identifier=identifier)
+    if import_id:
+        documents = documents.filter(import_job_id=import_id)
+    return documents

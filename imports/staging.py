@@ -1,0 +1,108 @@
+"""The manifest to staged rows and batches: the first pass of an import, in the background.
+
+Rows are staged with their cells, so that any worker on any machine can run any batch.
+"""
+
+from collections.abc import Iterable, Iterator
+from functools import partial
+from itertools import islice
+
+from django.db import transaction
+from django.utils import timezone
+
+from .manifest import ManifestFormat, read_rows
+from .models import Batch, Import, ImportPhase, ImportStatus, Row
+from .signals import import_work_ready
+
+STAGE_ROWS = 5000
+IDENTIFIER_WIDTH = Row._meta.get_field("identifier").max_length
+
+
+def import_split(import_id: str) -> None:
+    """Count the manifest's rows, stage them in batches, then announce the batches are ready.
+
+    Safe to run again: an earlier, interrupted try's staging is replaced. Stops at the next
+    group of STAGE_ROWS once the import is no longer counting (cancelled, failed), so a cancel
+    stops it within a group's time; what was staged is not used.
+    """
+    job = Import.objects.get(pk=import_id)
+    if job.status != ImportStatus.ACTIVE or job.phase != ImportPhase.COUNTING:
+        return
+    Batch.objects.filter(import_job=job).delete()
+    Row.objects.filter(import_job=job).delete()
+    total = _stage(job)
+    if total is None:
+        return
+    with transaction.atomic():
+        counted = Import.objects.filter(
+            pk=job.pk, status=ImportStatus.ACTIVE, phase=ImportPhase.COUNTING
+        ).update(total_rows=total, phase=ImportPhase.IMPORTING, heartbeat_at=timezone.now())
+        if counted:
+            transaction.on_commit(
+                partial(
+                    import_work_ready.send,
+                    sender=Import,
+                    import_id=job.pk,
+                    phase=ImportPhase.IMPORTING,
+                )
+            )
+
+
+def _stage(job: Import) -> int | None:
+    """Stage every row in batches, a group of STAGE_ROWS rows per transaction; the rows staged,
+    or None once the import is no longer counting."""
+    manifest_format = ManifestFormat.from_json(job.manifest_format)
+    identifier_at = manifest_format.keys.index("identifier")
+    total = 0
+    with job.manifest.open("rb") as raw:
+        staged = (
+            Row(
+                import_job=job,
+                number=number,
+                identifier=_identifier(cells, identifier_at),
+                cells=cells,
+            )
+            for number, cells in read_rows(raw, manifest_format)
+        )
+        batches = enumerate(_chunks(staged, job.batch_size), start=1)
+        for group in _chunks(batches, max(1, STAGE_ROWS // job.batch_size)):
+            # Outside the group's transaction, so that a cancel on PostgreSQL never waits for it.
+            if not _counting_heartbeat(job.pk):
+                return None
+            _group_write(job, group)
+            total += sum(len(rows) for _, rows in group)
+    return total
+
+
+def _group_write(job: Import, group: list[tuple[int, list[Row]]]) -> None:
+    with transaction.atomic():
+        Row.objects.bulk_create([row for _, rows in group for row in rows])
+        Batch.objects.bulk_create(
+            Batch(
+                import_job=job,
+                number=number,
+                first_row=rows[0].number,
+                last_row=rows[-1].number,
+            )
+            for number, rows in group
+        )
+
+
+def _identifier(cells: list[str], at: int) -> str:
+    """The identifier as staged for finding repeats: trimmed, and cut to the column's width."""
+    return cells[at].strip()[:IDENTIFIER_WIDTH] if at < len(cells) else ""
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _counting_heartbeat(import_id) -> bool:
+    """Record a heartbeat if the import is still counting; say whether it is (one UPDATE)."""
+    return bool(
+        Import.objects.filter(
+            pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.COUNTING
+        ).update(heartbeat_at=timezone.now())
+    )
