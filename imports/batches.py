@@ -20,7 +20,7 @@ from .copies import files_delete
 from .models import Batch, Document, Import, ImportPhase, ImportStatus, Row, RowStatus
 from .outcomes import BatchContext, Outcome, heartbeat, row_outcome
 from .rows import COMPARED_FIELDS
-from .signals import import_work_ready
+from .signals import work_ready_on_commit
 
 DOCUMENT_WRITTEN_FIELDS = [*COMPARED_FIELDS, "import_job", "content_type", "size", "sha256", "file"]
 
@@ -94,14 +94,7 @@ def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
         # An updated document's old file goes only once its new one is committed.
         transaction.on_commit(partial(files_delete, replaced))
         if not Batch.objects.filter(import_job=job, committed_at__isnull=True).exists():
-            transaction.on_commit(
-                partial(
-                    import_work_ready.send,
-                    sender=Import,
-                    import_id=job.pk,
-                    phase=ImportPhase.IMPORTING,
-                )
-            )
+            work_ready_on_commit(job.pk, ImportPhase.IMPORTING)
     return True
 
 

@@ -10,7 +10,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import BinaryIO
 
 from django.conf import settings
@@ -42,7 +41,7 @@ from .models import (
 )
 from .reports import report_delete, report_write, reports_delete
 from .selectors import imports_expire_pending
-from .signals import import_ended, import_work_ready
+from .signals import ended_on_commit, work_ready_on_commit
 from .sources import source_from_settings
 
 
@@ -123,7 +122,7 @@ def _started(job: Import, manifest: str, manifest_format: dict, digest: str) -> 
             heartbeat_at=now,
         )
         if started:
-            _announce_work(job.pk, ImportPhase.COUNTING)
+            work_ready_on_commit(job.pk, ImportPhase.COUNTING)
     return bool(started)
 
 
@@ -135,18 +134,6 @@ def manifest_sha256(manifest: BinaryIO) -> str:
     return digest
 
 
-def _announce_work(import_id, phase: str) -> None:
-    transaction.on_commit(
-        partial(import_work_ready.send, sender=Import, import_id=import_id, phase=phase)
-    )
-
-
-def _announce_end(import_id, status: str) -> None:
-    transaction.on_commit(
-        partial(import_ended.send, sender=Import, import_id=import_id, status=status)
-    )
-
-
 def import_finish(import_id: str) -> None:
     """Write the report of an import whose batches are all committed, then mark it finished."""
     moved = Import.objects.filter(
@@ -156,18 +143,8 @@ def import_finish(import_id: str) -> None:
         return  # another worker is finishing it, or it ended otherwise
     attempts_sweep(import_id)
     name = report_write(Import.objects.get(pk=import_id))
-    with transaction.atomic():
-        finished = Import.objects.filter(
-            pk=import_id, status=ImportStatus.ACTIVE, phase=ImportPhase.REPORTING
-        ).update(
-            status=ImportStatus.FINISHED,
-            phase=ImportPhase.NONE,
-            report=name,
-            finished_at=timezone.now(),
-        )
-        if finished:
-            _announce_end(import_id, ImportStatus.FINISHED)
-    if not finished:
+    reporting = Q(status=ImportStatus.ACTIVE, phase=ImportPhase.REPORTING)
+    if not _end(import_id, reporting, ImportStatus.FINISHED, report=name):
         report_delete(name)  # cancelled or failed meanwhile: that end queued a report of its own
 
 
@@ -178,23 +155,26 @@ def import_fail(import_id: str, reason: str) -> None:
     Its uncommitted copies stay: a batch still copying may commit them after a `resume`. They
     are swept when the import finishes, or when it is deleted.
     """
+    _end(import_id, Q(status=ImportStatus.ACTIVE), ImportStatus.ERROR, error=reason)
+
+
+def _end(import_id, expected: Q, status: str, **fields) -> bool:
+    """End the import in `status` if it is still as `expected`; announce it once committed."""
     with transaction.atomic():
-        ended = Import.objects.filter(pk=import_id, status=ImportStatus.ACTIVE).update(
-            status=ImportStatus.ERROR,
-            phase=ImportPhase.NONE,
-            error=reason,
-            finished_at=timezone.now(),
+        ended = Import.objects.filter(expected, pk=import_id).update(
+            status=status, phase=ImportPhase.NONE, finished_at=timezone.now(), **fields
         )
         if ended:
-            _announce_end(import_id, ImportStatus.ERROR)
+            ended_on_commit(import_id, status)
+    return bool(ended)
 
 
 def import_resume(job: Import) -> Import:
     """Continue an import that ended in error, or a stale active one, from what is not committed.
 
-    Committed batches stay as they are; the others run again (their earlier copies are swept),
-    so every row ends exactly once. The report of the end it resumes from is removed: the import
-    will have another.
+    Committed batches stay as they are; the others run again (their earlier copies are swept
+    once the import ends), so every row ends exactly once. The report of the end it resumes from
+    is removed: the import will have another.
     """
     job.refresh_from_db()
     report_before = job.report.name
@@ -212,7 +192,7 @@ def import_resume(job: Import) -> Import:
                 heartbeat_at=timezone.now(),
             )
             if resumed:
-                _announce_work(job.pk, phase)
+                work_ready_on_commit(job.pk, phase)
     except IntegrityError:
         raise AnotherImportOpen() from None
     if not resumed:
@@ -237,13 +217,7 @@ def import_cancel(job: Import) -> Import:
 
     It answers at once: the report, and the sweep of uncommitted copies, are queued.
     """
-    with transaction.atomic():
-        ended = Import.objects.filter(pk=job.pk, status__in=OPEN_STATUSES).update(
-            status=ImportStatus.CANCELLED, phase=ImportPhase.NONE, finished_at=timezone.now()
-        )
-        if ended:
-            _announce_end(job.pk, ImportStatus.CANCELLED)
-    if not ended:
+    if not _end(job.pk, Q(status__in=OPEN_STATUSES), ImportStatus.CANCELLED):
         raise ImportAlreadyEnded()
     job.refresh_from_db()
     return job
@@ -258,12 +232,13 @@ def import_delete(job: Import) -> None:
     import_id = job.pk  # a deleted instance forgets it
     folders = attempt_folders_uncommitted(import_id)
     with transaction.atomic():
-        ended = Import.objects.select_for_update().filter(pk=import_id, status__in=ENDED_STATUSES)
-        if not ended.values_list("pk", flat=True):  # locked until the DELETE commits
-            raise ImportStillOpen()
-        # One UPDATE, not one per document as the cascade would do it.
+        # One UPDATE, not one per document as the cascade would do it; undone with the rest
+        # when the DELETE finds the import open.
         Document.objects.filter(import_job_id=import_id).update(import_job=None)
-        Import.objects.filter(pk=import_id).delete()
+        ended = Import.objects.select_for_update().filter(pk=import_id, status__in=ENDED_STATUSES)
+        deleted, _ = ended.delete()
+        if not deleted:
+            raise ImportStillOpen()
     for folder in folders:  # what an import that ended in error left uncommitted
         folder_delete(folder)
     for stored in (job.manifest, job.report):

@@ -20,11 +20,7 @@ from .manifest import REQUIRED_COLUMNS, without_padding
 from .models import DOCUMENT_METADATA_FIELDS, Confidentiality, Document, OnConflict, RowStatus
 
 OPTIONAL_COLUMNS = (
-    "description",
-    "author",
-    "created_date",
-    "language",
-    "confidentiality",
+    *(name for name in DOCUMENT_METADATA_FIELDS if name not in REQUIRED_COLUMNS),
     "content_type",
     "checksum",
 )

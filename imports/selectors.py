@@ -63,3 +63,8 @@ def documents_filter(*, identifier: str = "", import_id: UUID | None = None) -> 
     if import_id:
         documents = documents.filter(import_job_id=import_id)
     return documents
+
+
+def document_get(uuid: UUID | str) -> Document:
+    """The document; Http404 when there is none."""
+    return get_object_or_404(Document, pk=uuid)

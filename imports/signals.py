@@ -2,10 +2,13 @@
 
 The services below imports.tasks cannot import it (the layers in pyproject.toml): they say what
 happened, and tasks.py, connected in ImportsConfig.ready(), queues the work that follows.
-Each is sent with `sender=Import` and the import's id, from `transaction.on_commit`, so that no
-work is queued for a change that rolled back.
+Each is sent with the import's id once the transaction that made it commits (the functions
+below), so that no work is queued for a change that rolled back.
 """
 
+from functools import partial
+
+from django.db import transaction
 from django.dispatch import Signal
 
 # An import has work to queue in `phase`: "counting" its manifest, or "importing" its batches
@@ -14,3 +17,17 @@ import_work_ready = Signal()
 
 # An import ended: `status` is "finished", "error" or "cancelled". Arguments: import_id, status.
 import_ended = Signal()
+
+
+def work_ready_on_commit(import_id, phase: str) -> None:
+    """Send import_work_ready once the current transaction commits."""
+    transaction.on_commit(
+        partial(import_work_ready.send, sender="imports", import_id=import_id, phase=phase)
+    )
+
+
+def ended_on_commit(import_id, status: str) -> None:
+    """Send import_ended once the current transaction commits."""
+    transaction.on_commit(
+        partial(import_ended.send, sender="imports", import_id=import_id, status=status)
+    )

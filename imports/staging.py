@@ -4,7 +4,6 @@ Rows are staged with their cells, so that any worker on any machine can run any 
 """
 
 from collections.abc import Iterable, Iterator
-from functools import partial
 from itertools import islice
 
 from django.db import transaction
@@ -12,7 +11,7 @@ from django.utils import timezone
 
 from .manifest import ManifestFormat, read_rows
 from .models import Batch, Import, ImportPhase, ImportStatus, Row
-from .signals import import_work_ready
+from .signals import work_ready_on_commit
 
 STAGE_ROWS = 5000
 IDENTIFIER_WIDTH = Row._meta.get_field("identifier").max_length
@@ -38,14 +37,7 @@ def import_split(import_id: str) -> None:
             pk=job.pk, status=ImportStatus.ACTIVE, phase=ImportPhase.COUNTING
         ).update(total_rows=total, phase=ImportPhase.IMPORTING, heartbeat_at=timezone.now())
         if counted:
-            transaction.on_commit(
-                partial(
-                    import_work_ready.send,
-                    sender=Import,
-                    import_id=job.pk,
-                    phase=ImportPhase.IMPORTING,
-                )
-            )
+            work_ready_on_commit(job.pk, ImportPhase.IMPORTING)
 
 
 def _stage(job: Import) -> int | None:

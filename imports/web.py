@@ -237,14 +237,15 @@ def allow_open_files(wanted: int) -> None:
 
 
 def make_server(config: Config) -> Server:
+    from .wsgi import application  # sets Django up: what follows needs its settings and models
+
+    allow_open_files(config.connection_limit + 64)
     from django.conf import settings
 
     from .api.uploads import MULTIPART_ROOM_BYTES
-    from .wsgi import application  # sets Django up: what follows needs its settings
 
     # The upload view itself answers 413 manifest_too_large for a manifest over the limit.
     max_body = settings.IMPORT_MAX_MANIFEST_BYTES + MULTIPART_ROOM_BYTES
-    allow_open_files(config.connection_limit + 64)
     server = Server(with_access_log(application), adj=adjustments(config, max_body))
     server.header_timeout_s = config.header_timeout_s
     return server

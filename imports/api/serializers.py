@@ -5,7 +5,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Document, Import, OnConflict
+from ..models import DOCUMENT_METADATA_FIELDS, Document, Import, OnConflict
 
 
 class ErrorOutput(serializers.Serializer):
@@ -124,12 +124,7 @@ class DocumentOutput(serializers.ModelSerializer):
         fields = [
             "uuid",
             "identifier",
-            "title",
-            "description",
-            "author",
-            "created_date",
-            "language",
-            "confidentiality",
+            *DOCUMENT_METADATA_FIELDS,
             "content_type",
             "size",
             "sha256",

@@ -3,7 +3,6 @@
 from functools import partial
 
 from django.http import FileResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
@@ -12,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import lifecycle, reports, selectors
-from ..models import Document, Import
+from ..models import Import
 from .auth import CanReadDocuments, CanRunImports
 from .renderers import CsvRenderer
 from .serializers import (
@@ -219,12 +218,14 @@ class DocumentListApi(generics.ListAPIView):
 class DocumentDetailApi(generics.RetrieveAPIView):
     permission_classes = [CanReadDocuments]
     serializer_class = DocumentOutput
-    queryset = Document.objects.all()
     lookup_field = "uuid"
 
     @extend_schema(responses={200: DocumentOutput, **_errors(401, 403, 404)}, summary="A document")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.documents_filter()
 
 
 # Types a browser shows without running anything; every other file is served as an attachment.
@@ -254,7 +255,7 @@ class DocumentContentApi(APIView):
         summary="The document's file",
     )
     def get(self, request, uuid):
-        document = get_object_or_404(Document, pk=uuid)
+        document = selectors.document_get(uuid)
         inline = (
             request.query_params.get("inline") in ("1", "true")
             and document.content_type in INLINE_CONTENT_TYPES
