@@ -15,8 +15,8 @@ from imports.lifecycle import import_create
 from imports.models import Document, ImportStatus
 from imports.sources.filesystem import FilesystemSource
 
-from .conftest import csv_bytes, png_bytes, run_inline
-from .factories import upload
+from ..conftest import csv_bytes, png_bytes, run_inline
+from ..factories import upload
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ from imports.sources.filesystem import FilesystemSource
 from imports.sources.s3 import S3Object, S3Source
 from imports.staging import import_split
 
-from .conftest import csv_bytes, png_bytes, run_inline, sha256
-from .factories import upload
-from .s3 import moto_server, s3_client
+from ..conftest import csv_bytes, png_bytes, run_inline, sha256
+from ..factories import upload
+from ..s3 import moto_server, s3_client
 
 KEY_ID = "AKIAMOTOTESTKEY42"
 SECRET = "moto-test-secret-do-not-leak"
