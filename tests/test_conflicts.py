@@ -10,11 +10,12 @@ from imports.lifecycle import import_create
 from imports.models import Document, Import, ImportPhase, ImportStatus
 
 from .conftest import csv_bytes, png_bytes, run_inline, sha256, stored_files
-from .factories import upload
+from .factories import import_uploaded, upload
 
 pytestmark = pytest.mark.django_db
 
 HEADER = "identifier,file_path,title,author,checksum,colour"
+SHORT_HEADER = "identifier,file_path,title,checksum,colour"
 
 
 def imported(manifest: bytes, *, on_conflict: str = "fail", batch_size: int = 50) -> Import:
@@ -171,3 +172,18 @@ def test_a_conflict_still_reports_the_rows_own_problems_first(source, existing):
     assert status == "failed"
     assert comment.startswith("checksum mismatch")
     assert Document.objects.get().title == "Old title"
+
+
+def test_identical_document_is_skipped_and_a_different_one_fails(source):
+    (source / "a.png").write_bytes(png_bytes("a"))
+    run_inline(import_uploaded(csv_bytes(SHORT_HEADER, "A,a.png,A,,"), batch_size=2))
+    (source / "b.png").write_bytes(png_bytes("b"))
+    second_manifest = csv_bytes(SHORT_HEADER, "A,a.png,A,,", "A2,b.png,B,,")
+    second = run_inline(import_uploaded(second_manifest, batch_size=2))
+    third_manifest = csv_bytes(SHORT_HEADER, "A,b.png,A but other file,,")
+    third = run_inline(import_uploaded(third_manifest, batch_size=2))
+    assert (second.skipped_rows, second.imported_rows) == (1, 1)
+    assert third.failed_rows == 1
+    assert "already used by document" in third.rows.get().comment
+    assert Document.objects.count() == 2
+    assert stored_files(f"documents/{third.pk}") == set()

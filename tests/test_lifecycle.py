@@ -1,20 +1,102 @@
-"""Retention: `purge_imports` removes ended imports past IMPORT_RETENTION_DAYS; documents stay."""
+"""State changes of an import, called as the API and the commands call them: resume, cancel,
+delete, and the retention purge (`purge_imports`: ended imports past IMPORT_RETENTION_DAYS go;
+documents stay)."""
 
 import io
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
-from imports.lifecycle import import_create
-from imports.models import Document, Import, Row
+from imports.errors import AnotherImportOpen, ImportNotResumable
+from imports.lifecycle import import_cancel, import_create, import_delete, import_resume
+from imports.models import Document, Import, ImportPhase, ImportStatus, Row
+from imports.staging import import_split
 
-from .conftest import csv_bytes, png_bytes, run_inline
+from .background import report_task_run
+from .conftest import csv_bytes, png_bytes, run_inline, stored_files
 from .factories import upload
 
 pytestmark = pytest.mark.django_db
+
+HEADER = "identifier,file_path,title"
+
+
+@pytest.fixture
+def uploaded(source) -> Import:
+    """An uploaded import of six rows in three batches, split and not yet run."""
+    for n in range(6):
+        (source / f"{n}.png").write_bytes(png_bytes(str(n)))
+    job = import_create(batch_size=2)
+    upload(job, io.BytesIO(csv_bytes(HEADER, *(f"D{n},{n}.png,T{n}" for n in range(6)))))
+    import_split(str(job.pk))
+    return job
+
+
+@pytest.fixture
+def cancelled(source) -> Import:
+    """A cancelled import whose report is not written yet."""
+    job = upload(import_create(), io.BytesIO(csv_bytes(HEADER, "A,a,A")))
+    return import_cancel(job)
+
+
+# --- resume ----------------------------------------------------------------------------------
+
+
+def test_an_active_import_still_reporting_cannot_be_resumed(uploaded):
+    with pytest.raises(ImportNotResumable):
+        import_resume(uploaded)
+
+
+@pytest.mark.parametrize("status", [ImportStatus.FINISHED, ImportStatus.CANCELLED])
+def test_an_import_that_ended_otherwise_cannot_be_resumed(uploaded, status):
+    Import.objects.filter(pk=uploaded.pk).update(status=status, phase=ImportPhase.NONE)
+    with pytest.raises(ImportNotResumable):
+        import_resume(uploaded)
+
+
+def test_a_pending_import_cannot_be_resumed(db):
+    with pytest.raises(ImportNotResumable):
+        import_resume(import_create())
+
+
+def test_resume_waits_for_another_open_import(uploaded):
+    Import.objects.filter(pk=uploaded.pk).update(status=ImportStatus.ERROR, phase=ImportPhase.NONE)
+    import_create()
+    with pytest.raises(AnotherImportOpen):
+        import_resume(uploaded)
+    uploaded.refresh_from_db()
+    assert uploaded.status == ImportStatus.ERROR
+
+
+# --- cancel ----------------------------------------------------------------------------------
+
+
+def test_cancel_queues_the_report_rather_than_writing_it(source):
+    job = upload(import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A")))
+    job = import_cancel(job)
+    assert (job.status, job.report.name) == (ImportStatus.CANCELLED, "")
+    assert report_task_run(job).report
+
+
+# --- delete ----------------------------------------------------------------------------------
+
+
+def test_deleting_an_import_removes_a_report_file_a_write_left(cancelled):
+    # given a report file a write left without recording it (its worker was killed mid-write)
+    left = default_storage.save(f"reports/{cancelled.pk}/0a1b2c3d.csv", ContentFile(b"ident"))
+    assert not Import.objects.get(pk=cancelled.pk).report
+    # when
+    import_delete(Import.objects.get(pk=cancelled.pk))
+    # then
+    assert stored_files("reports") == set()
+    assert not default_storage.exists(left)
+
+
+# --- purge -----------------------------------------------------------------------------------
 
 
 def finished_import(source, identifier: str, ended_days_ago: int) -> Import:

@@ -22,7 +22,7 @@ from imports.reports import REPORT_WAITS_FOR_SPACE, ended_import_report, failed_
 
 from .background import report_task_run
 from .conftest import png_bytes, run_inline, stored_files
-from .factories import upload
+from .factories import import_uploaded, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -207,17 +207,6 @@ def test_the_notice_of_a_full_storage_leaves_the_error_an_import_ended_with(sour
     assert (job.error, job.report_error) == ("a batch of rows failed: the storage is full.", "")
 
 
-def test_deleting_an_import_removes_a_report_file_a_write_left(cancelled):
-    # given a report file a write left without recording it (its worker was killed mid-write)
-    left = default_storage.save(f"reports/{cancelled.pk}/0a1b2c3d.csv", ContentFile(b"ident"))
-    assert not Import.objects.get(pk=cancelled.pk).report
-    # when
-    import_delete(Import.objects.get(pk=cancelled.pk))
-    # then
-    assert stored_files("reports") == set()
-    assert not default_storage.exists(left)
-
-
 def write_during(monkeypatch, meanwhile) -> None:
     """Make the next report write call `meanwhile()` just before it stores its file."""
 
@@ -244,3 +233,18 @@ def test_a_report_write_for_an_import_resumed_meanwhile_is_not_recorded(source, 
     job.refresh_from_db()
     assert (job.status, job.report.name) == ("active", "")
     assert stored_files("reports") == set()
+
+
+def test_report_mirrors_the_manifest_dialect_and_columns(source):
+    (source / "a.png").write_bytes(png_bytes("a"))
+    manifest = (
+        '\ufeffTitle;File_Path;IDENTIFIER;Note\r\n"A; quoted";a.png;A;x\r\nB;nope.png;B;y\r\n'
+    )
+    job = run_inline(import_uploaded(manifest.encode("utf-8"), batch_size=2))
+    with job.report.open("rb") as report:
+        text = report.read().decode("utf-8")
+    lines = text.split("\r\n")
+    assert text.startswith("\ufeff")
+    assert lines[0] == "\ufeffTitle;File_Path;IDENTIFIER;Note;import_status;import_comment"
+    assert lines[1].startswith('"A; quoted";a.png;A;x;imported;')
+    assert lines[2].startswith("B;nope.png;B;y;failed;file_path 'nope.png': no such file")

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from imports import batches, copies, staging, tasks
 from imports.batches import batch_run
-from imports.errors import AnotherImportOpen, ImportNotResumable
 from imports.lifecycle import (
     import_cancel,
     import_create,
@@ -125,32 +124,6 @@ def test_an_active_import_that_stopped_reporting_is_stale_and_resumes(uploaded, 
     # then it is stale, and resume finishes it
     assert uploaded.is_stale(now) and uploaded.is_stale(later)
     assert_every_row_once(resumed_inline(uploaded), 6)
-
-
-def test_an_active_import_still_reporting_cannot_be_resumed(uploaded):
-    with pytest.raises(ImportNotResumable):
-        import_resume(uploaded)
-
-
-@pytest.mark.parametrize("status", [ImportStatus.FINISHED, ImportStatus.CANCELLED])
-def test_an_import_that_ended_otherwise_cannot_be_resumed(uploaded, status):
-    Import.objects.filter(pk=uploaded.pk).update(status=status, phase=ImportPhase.NONE)
-    with pytest.raises(ImportNotResumable):
-        import_resume(uploaded)
-
-
-def test_a_pending_import_cannot_be_resumed(db):
-    with pytest.raises(ImportNotResumable):
-        import_resume(import_create())
-
-
-def test_resume_waits_for_another_open_import(uploaded):
-    Import.objects.filter(pk=uploaded.pk).update(status=ImportStatus.ERROR, phase=ImportPhase.NONE)
-    import_create()
-    with pytest.raises(AnotherImportOpen):
-        import_resume(uploaded)
-    uploaded.refresh_from_db()
-    assert uploaded.status == ImportStatus.ERROR
 
 
 def test_copies_of_an_attempt_killed_before_its_commit_are_swept(uploaded, monkeypatch):

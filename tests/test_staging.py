@@ -1,4 +1,5 @@
-"""A cancel stops the first pass within a group of rows, and leaves the rest to the background."""
+"""The first pass: a manifest staged into rows and batches, a group of rows at a time; a cancel
+stops it within a group, and leaves the rest to the background."""
 
 import io
 
@@ -10,12 +11,13 @@ from imports.models import Import, ImportStatus, Row
 from imports.staging import import_split
 
 from .conftest import csv_bytes
-from .factories import upload
+from .factories import import_uploaded, upload
 
 pytestmark = pytest.mark.django_db
 
 ROWS = 20
 STAGE_ROWS = 4  # per transaction: five groups
+HEADER = "identifier,file_path,title,checksum,colour"
 
 
 @pytest.fixture
@@ -62,3 +64,21 @@ def test_the_first_pass_of_an_import_not_cancelled_stages_every_group(counting, 
     assert staged == [STAGE_ROWS] * (ROWS // STAGE_ROWS)
     job = Import.objects.get(pk=counting.pk)
     assert (job.status, job.phase, job.total_rows) == (ImportStatus.ACTIVE, "importing", ROWS)
+
+
+def test_split_stages_rows_in_batches_and_blank_lines_are_not_rows(source):
+    manifest = csv_bytes(HEADER, "A,a,A,,", "", "B,b,B,,", ",,,,", "C,c,C,,", "D,d,D,,", "E,e,E,,")
+    job = import_uploaded(manifest, batch_size=2)
+    import_split(str(job.pk))
+    job.refresh_from_db()
+    assert job.total_rows == 5
+    assert list(job.batches.values_list("first_row", "last_row")) == [(1, 2), (3, 4), (5, 5)]
+    assert list(job.rows.values_list("identifier", flat=True)) == list("ABCDE")
+
+
+def test_split_run_twice_stages_once(source):
+    job = import_uploaded(csv_bytes(HEADER, "A,a,A,,", "B,b,B,,", "C,c,C,,"), batch_size=2)
+    import_split(str(job.pk))
+    Import.objects.filter(pk=job.pk).update(phase="counting")
+    import_split(str(job.pk))
+    assert (job.rows.count(), job.batches.count()) == (3, 2)

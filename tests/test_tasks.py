@@ -25,9 +25,7 @@ def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source
     for name in "ab":
         (source / f"{name}.png").write_bytes(png_bytes(name))
     job = import_create(batch_size=1)
-    upload(
-        job, io.BytesIO(csv_bytes("identifier,file_path,title", "A,a.png,A", "B,b.png,B"))
-    )
+    upload(job, io.BytesIO(csv_bytes("identifier,file_path,title", "A,a.png,A", "B,b.png,B")))
     import_split(str(job.pk))
     first, second = Batch.objects.filter(import_job=job)
     tasks.batch_run_task.apply(args=(str(job.pk), first.pk))
@@ -116,9 +114,7 @@ def test_a_database_that_answers_nothing_is_still_out_of_reach():
 
 @pytest.fixture
 def ended_in_error(source) -> Import:
-    job = upload(
-        import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
-    )
+    job = upload(import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A")))
     import_fail(str(job.pk), "a batch of rows failed (OSError).")
     return Import.objects.get(pk=job.pk)
 
@@ -128,9 +124,7 @@ def test_an_ended_import_queues_its_report_on_commit(
 ):
     queued = []
     monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))
-    job = upload(
-        import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
-    )
+    job = upload(import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A")))
     with django_capture_on_commit_callbacks(execute=True):
         import_fail(str(job.pk), "a batch of rows failed (OSError).")
     job.refresh_from_db()
@@ -202,15 +196,6 @@ def test_a_report_task_for_a_resumed_import_does_nothing(ended_in_error):
     tasks.import_report_task.apply(args=(str(job.pk),))
     job.refresh_from_db()
     assert (job.status, job.report.name) == (ImportStatus.ACTIVE, "")
-
-
-def test_cancel_queues_the_report_rather_than_writing_it(source):
-    job = upload(
-        import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
-    )
-    job = import_cancel(job)
-    assert (job.status, job.report.name) == (ImportStatus.CANCELLED, "")
-    assert report_task_run(job).report
 
 
 def test_a_starting_worker_queues_again_the_reports_still_missing(ended_in_error, monkeypatch):
