@@ -1,11 +1,11 @@
-"""Shared fixtures: API clients with tokens, a source folder, and the pipeline run inline.
+"""Shared fixtures: API clients with tokens, a source folder, an import staged in batches, and
+storage of each test's own.
 
 Also the stack markers: a test marked `needs_postgres`, `needs_redis` or `needs_s3` runs only
 when DATABASE_URL, CELERY_BROKER_URL or STORAGE_BUCKET point at that service (`.ci/run`'s second
 run sets all three), and is skipped with the reason otherwise.
 """
 
-import hashlib
 import io
 import uuid
 from collections.abc import Iterator
@@ -18,10 +18,10 @@ from django.core.management import call_command
 from django.utils.functional import empty
 from rest_framework.test import APIClient
 
-from imports.batches import batch_run
-from imports.lifecycle import import_finish
-from imports.models import Batch, Import
-from imports.staging import import_split
+from imports.models import Import
+
+from .factories import csv_bytes, import_staged, scans_in
+from .factories import png_bytes as png_bytes  # tests/e2e import it from here
 
 
 def token_for(username: str, *, read_only: bool = False) -> str:
@@ -142,28 +142,13 @@ def source(tmp_path: Path, settings) -> Path:
     return root
 
 
-def png_bytes(seed: str, size: int = 256) -> bytes:
-    """Bytes that sniff as PNG and differ for every seed."""
-    body = hashlib.sha256(seed.encode()).digest() * (size // 32 + 1)
-    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + body[:size]
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def csv_bytes(*lines: str, encoding: str = "utf-8", newline: str = "\n") -> bytes:
-    return (newline.join(lines) + newline).encode(encoding)
-
-
-def run_inline(job: Import) -> Import:
-    """Run an uploaded import's background work in this process, as the worker would."""
-    import_split(str(job.pk))
-    for batch_id in Batch.objects.filter(import_job=job).values_list("pk", flat=True):
-        batch_run(batch_id)
-    import_finish(str(job.pk))
-    job.refresh_from_db()
-    return job
+@pytest.fixture
+def uploaded(source: Path) -> Import:
+    """An uploaded import of six rows (D0..D5, files 0.png..5.png) in three batches of two,
+    split and not yet run."""
+    scans_in(source, *(f"{n}.png" for n in range(6)))
+    lines = (f"D{n},{n}.png,T{n}" for n in range(6))
+    return import_staged(csv_bytes("identifier,file_path,title", *lines), batch_size=2)
 
 
 def stored_files(folder: str = "documents") -> set[str]:

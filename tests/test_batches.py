@@ -1,27 +1,18 @@
 """The background pipeline run in-process: split, batches, finish, with real files and storage."""
 
-import io
-
 import pytest
 
 from imports.batches import batch_run
-from imports.lifecycle import import_cancel, import_create
+from imports.lifecycle import import_cancel
 from imports.models import Batch, Document, Import, ImportStatus
-from imports.staging import import_split
 
 from .background import report_task_run
-from .conftest import csv_bytes, png_bytes, run_inline, sha256
 from .conftest import stored_files as stored_files_under
-from .factories import upload
+from .factories import csv_bytes, import_run, import_staged, png_bytes, scans_in, sha256
 
 pytestmark = pytest.mark.django_db
 
 HEADER = "identifier,file_path,title,checksum,colour"
-
-
-def uploaded(manifest: bytes, batch_size: int = 2) -> Import:
-    job = import_create(batch_size=batch_size)
-    return upload(job, io.BytesIO(manifest))
 
 
 def stored_files(job: Import) -> set[str]:
@@ -30,13 +21,10 @@ def stored_files(job: Import) -> set[str]:
 
 def test_rows_become_documents_with_their_files_copied_byte_for_byte(source):
     # given
-    (source / "scans").mkdir()
-    files = {f"scans/{n}.png": png_bytes(n) for n in "abc"}
-    for path, data in files.items():
-        (source / path).write_bytes(data)
+    files = scans_in(source, *(f"scans/{n}.png" for n in "abc"))
     manifest = csv_bytes(HEADER, *(f"{p[6]},{p},Title {p[6]},,red" for p in files))
     # when
-    job = run_inline(uploaded(manifest))
+    job = import_run(manifest, batch_size=2)
     # then
     assert (job.status, job.total_rows, job.imported_rows) == (ImportStatus.FINISHED, 3, 3)
     for path, data in files.items():
@@ -55,16 +43,15 @@ def test_same_file_name_in_two_folders_gets_two_stored_files(source):
     for folder in ("x", "y"):
         (source / folder).mkdir()
         (source / folder / "scan.png").write_bytes(png_bytes(folder))
-    job = run_inline(uploaded(csv_bytes(HEADER, "X,x/scan.png,X,,", "Y,y/scan.png,Y,,")))
+    job = import_run(csv_bytes(HEADER, "X,x/scan.png,X,,", "Y,y/scan.png,Y,,"), batch_size=2)
     names = {d.file.name for d in Document.objects.all()}
     assert len(names) == 2
     assert len(stored_files(job)) == 2
 
 
 def test_a_redelivered_batch_changes_nothing(source):
-    (source / "a.png").write_bytes(png_bytes("a"))
-    job = uploaded(csv_bytes(HEADER, "A,a.png,A,,"))
-    import_split(str(job.pk))
+    scans_in(source, "a.png")
+    job = import_staged(csv_bytes(HEADER, "A,a.png,A,,"), batch_size=2)
     batch = Batch.objects.get(import_job=job)
     batch_run(batch.pk)
     batch_run(batch.pk)
@@ -74,9 +61,10 @@ def test_a_redelivered_batch_changes_nothing(source):
 
 
 def test_a_batch_of_a_cancelled_import_does_not_commit_and_leaves_no_file(source):
-    (source / "a.png").write_bytes(png_bytes("a"))
-    job = uploaded(csv_bytes(HEADER, "A,a.png,A,,", "B,a.png,B,,", "C,a.png,C,,"), batch_size=1)
-    import_split(str(job.pk))
+    scans_in(source, "a.png")
+    job = import_staged(
+        csv_bytes(HEADER, "A,a.png,A,,", "B,a.png,B,,", "C,a.png,C,,"), batch_size=1
+    )
     first, second, _ = Batch.objects.filter(import_job=job)
     batch_run(first.pk)
     import_cancel(job)

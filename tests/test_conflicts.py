@@ -1,16 +1,13 @@
 """Running a manifest twice, and rows whose identifier is already a document (on_conflict)."""
 
-import io
-
 import pytest
 from django.core.files.storage import default_storage
 
 from imports import batches
-from imports.lifecycle import import_create
 from imports.models import Document, Import, ImportPhase, ImportStatus
 
-from .conftest import csv_bytes, png_bytes, run_inline, sha256, stored_files
-from .factories import import_uploaded, upload
+from .conftest import stored_files
+from .factories import csv_bytes, import_run, png_bytes, scans_in, sha256
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +16,7 @@ SHORT_HEADER = "identifier,file_path,title,checksum,colour"
 
 
 def imported(manifest: bytes, *, on_conflict: str = "fail", batch_size: int = 50) -> Import:
-    job = import_create(on_conflict=on_conflict, batch_size=batch_size)
-    return run_inline(upload(job, io.BytesIO(manifest)))
+    return import_run(manifest, on_conflict=on_conflict, batch_size=batch_size)
 
 
 def results(job: Import) -> list[tuple[str, str]]:
@@ -63,7 +59,7 @@ def test_the_same_manifest_again_skips_every_row_and_writes_nothing(archive, on_
 
 @pytest.fixture
 def existing(source) -> Document:
-    (source / "old.png").write_bytes(png_bytes("old"))
+    scans_in(source, "old.png")
     imported(csv_bytes(HEADER, "D1,old.png,Old title,Clerk,,blue"))
     return Document.objects.get(identifier="D1")
 
@@ -175,13 +171,11 @@ def test_a_conflict_still_reports_the_rows_own_problems_first(source, existing):
 
 
 def test_identical_document_is_skipped_and_a_different_one_fails(source):
-    (source / "a.png").write_bytes(png_bytes("a"))
-    run_inline(import_uploaded(csv_bytes(SHORT_HEADER, "A,a.png,A,,"), batch_size=2))
-    (source / "b.png").write_bytes(png_bytes("b"))
-    second_manifest = csv_bytes(SHORT_HEADER, "A,a.png,A,,", "A2,b.png,B,,")
-    second = run_inline(import_uploaded(second_manifest, batch_size=2))
-    third_manifest = csv_bytes(SHORT_HEADER, "A,b.png,A but other file,,")
-    third = run_inline(import_uploaded(third_manifest, batch_size=2))
+    scans_in(source, "a.png")
+    import_run(csv_bytes(SHORT_HEADER, "A,a.png,A,,"), batch_size=2)
+    scans_in(source, "b.png")
+    second = import_run(csv_bytes(SHORT_HEADER, "A,a.png,A,,", "A2,b.png,B,,"), batch_size=2)
+    third = import_run(csv_bytes(SHORT_HEADER, "A,b.png,A but other file,,"), batch_size=2)
     assert (second.skipped_rows, second.imported_rows) == (1, 1)
     assert third.failed_rows == 1
     assert "already used by document" in third.rows.get().comment

@@ -1,14 +1,11 @@
 """A dry run: every check of a real run, the same comments, and nothing written."""
 
-import io
-
 import pytest
 
-from imports.lifecycle import import_create
 from imports.models import Document, Import, ImportStatus
 
-from .conftest import csv_bytes, png_bytes, run_inline, sha256, stored_files
-from .factories import upload
+from .conftest import stored_files
+from .factories import csv_bytes, import_run, png_bytes, scans_in, sha256
 
 pytestmark = pytest.mark.django_db
 
@@ -16,8 +13,7 @@ HEADER = "identifier,file_path,title,created_date,language,checksum,content_type
 
 
 def run(manifest: bytes, *, dry_run: bool, on_conflict: str = "fail") -> Import:
-    job = import_create(dry_run=dry_run, on_conflict=on_conflict, batch_size=3)
-    return run_inline(upload(job, io.BytesIO(manifest)))
+    return import_run(manifest, dry_run=dry_run, on_conflict=on_conflict, batch_size=3)
 
 
 def results(job: Import) -> list[tuple[int, str, str]]:
@@ -27,9 +23,7 @@ def results(job: Import) -> list[tuple[int, str, str]]:
 @pytest.fixture
 def messy(source) -> bytes:
     """A manifest with a problem of every kind beside rows that import, and an existing document."""
-    (source / "scans").mkdir()
-    for name in ("a", "b", "c", "existing", "changed"):
-        (source / "scans" / f"{name}.png").write_bytes(png_bytes(name))
+    scans_in(source, *(f"scans/{name}.png" for name in ("a", "b", "c", "existing", "changed")))
     (source / "scans" / "notes.txt").write_bytes(b"plain text\n")
     (source / "scans" / "folder").mkdir()
     run(csv_bytes(HEADER, "OLD,scans/existing.png,Old,,,,"), dry_run=False)
@@ -92,7 +86,7 @@ def test_a_dry_run_of_an_update_names_the_document_it_would_update(messy):
 
 
 def test_a_dry_run_of_an_unchanged_manifest_reports_it_skipped(source):
-    (source / "a.png").write_bytes(png_bytes("a"))
+    scans_in(source, "a.png")
     manifest = csv_bytes(HEADER, "A,a.png,Title,,,,")
     run(manifest, dry_run=False)
     job = run(manifest, dry_run=True)

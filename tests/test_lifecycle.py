@@ -14,11 +14,10 @@ from django.utils import timezone
 from imports.errors import AnotherImportOpen, ImportNotResumable
 from imports.lifecycle import import_cancel, import_create, import_delete, import_resume
 from imports.models import Document, Import, ImportPhase, ImportStatus, Row
-from imports.staging import import_split
 
 from .background import report_task_run
-from .conftest import csv_bytes, png_bytes, run_inline, stored_files
-from .factories import upload
+from .conftest import stored_files
+from .factories import csv_bytes, import_cancelled, import_run, import_uploaded, scans_in
 
 pytestmark = pytest.mark.django_db
 
@@ -26,21 +25,9 @@ HEADER = "identifier,file_path,title"
 
 
 @pytest.fixture
-def uploaded(source) -> Import:
-    """An uploaded import of six rows in three batches, split and not yet run."""
-    for n in range(6):
-        (source / f"{n}.png").write_bytes(png_bytes(str(n)))
-    job = import_create(batch_size=2)
-    upload(job, io.BytesIO(csv_bytes(HEADER, *(f"D{n},{n}.png,T{n}" for n in range(6)))))
-    import_split(str(job.pk))
-    return job
-
-
-@pytest.fixture
 def cancelled(source) -> Import:
     """A cancelled import whose report is not written yet."""
-    job = upload(import_create(), io.BytesIO(csv_bytes(HEADER, "A,a,A")))
-    return import_cancel(job)
+    return import_cancelled(csv_bytes(HEADER, "A,a,A"))
 
 
 # --- resume ----------------------------------------------------------------------------------
@@ -76,8 +63,7 @@ def test_resume_waits_for_another_open_import(uploaded):
 
 
 def test_cancel_queues_the_report_rather_than_writing_it(source):
-    job = upload(import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A")))
-    job = import_cancel(job)
+    job = import_cancel(import_uploaded(csv_bytes("identifier,file_path,title", "A,a,A")))
     assert (job.status, job.report.name) == (ImportStatus.CANCELLED, "")
     assert report_task_run(job).report
 
@@ -100,10 +86,8 @@ def test_deleting_an_import_removes_a_report_file_a_write_left(cancelled):
 
 
 def finished_import(source, identifier: str, ended_days_ago: int) -> Import:
-    (source / f"{identifier}.png").write_bytes(png_bytes(identifier))
-    job = import_create()
-    manifest = csv_bytes("identifier,file_path,title", f"{identifier},{identifier}.png,T")
-    job = run_inline(upload(job, io.BytesIO(manifest)))
+    scans_in(source, f"{identifier}.png")
+    job = import_run(csv_bytes(HEADER, f"{identifier},{identifier}.png,T"))
     ended = timezone.now() - timedelta(days=ended_days_ago)
     Import.objects.filter(pk=job.pk).update(finished_at=ended, created_at=ended)
     return job

@@ -12,12 +12,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from imports.lifecycle import import_create
 from imports.manifest import DELIMITERS, column_key, detect_format, read_rows
 from imports.models import Document, Import, RowStatus
 
-from .conftest import png_bytes, run_inline
-from .factories import upload
+from .factories import import_run, png_bytes
 
 REQUIRED = ("identifier", "file_path", "title")
 # Python codec, byte-order mark
@@ -206,7 +204,7 @@ def test_the_report_holds_every_row_once_in_order_with_its_values_intact(scans, 
     width = len(manifest.header)
 
     # when
-    job = run_inline(upload(import_create(), io.BytesIO(manifest.data)))
+    job = import_run(manifest.data)
 
     # then
     with job.report.open("rb") as stored:

@@ -10,9 +10,8 @@ import pytest
 from imports.models import Document, Import, ImportStatus, Row
 from imports.sources.filesystem import FilesystemSource
 
-from .conftest import csv_bytes, png_bytes, run_inline, sha256
 from .conftest import stored_files as stored_files_under
-from .factories import import_uploaded
+from .factories import csv_bytes, import_run, png_bytes, scans_in, sha256
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +25,7 @@ def stored_files(job: Import) -> set[str]:
 @pytest.mark.parametrize("threads", [1, 4])
 def test_every_failing_row_is_reported_and_the_others_import(source, settings, threads):
     settings.IMPORT_COPY_THREADS = threads
-    (source / "ok.png").write_bytes(png_bytes("ok"))
+    scans_in(source, "ok.png")
     (source / "folder").mkdir()
     manifest = csv_bytes(
         HEADER,
@@ -37,7 +36,7 @@ def test_every_failing_row_is_reported_and_the_others_import(source, settings, t
         "E,folder,Dir,,",
         "A,ok.png,Repeat,,",
     )
-    job = run_inline(import_uploaded(manifest, batch_size=2))
+    job = import_run(manifest, batch_size=2)
     comments = dict(job.rows.values_list("identifier", "comment"))
     statuses = dict(job.rows.values_list("number", "status"))
     assert statuses == {
@@ -76,8 +75,7 @@ class FailingRead(io.BytesIO):
 )
 def test_an_unreadable_file_fails_its_row_alone(source, monkeypatch, broken):
     # given three rows whose second file cannot be read
-    for name in "abc":
-        (source / f"{name}.png").write_bytes(png_bytes(name))
+    scans_in(source, "a.png", "b.png", "c.png")
     manifest = csv_bytes(HEADER, *(f"{n},{n}.png,Title {n},,red" for n in "abc"))
     unreadable = (source / "b.png").resolve()
     real_os_open, real_source_open, real_stat = os.open, FilesystemSource.open, Path.stat
@@ -105,7 +103,7 @@ def test_an_unreadable_file_fails_its_row_alone(source, monkeypatch, broken):
     monkeypatch.setattr(FilesystemSource, "open", source_open)
     monkeypatch.setattr(Path, "stat", path_stat)
     # when
-    job = run_inline(import_uploaded(manifest, batch_size=3))
+    job = import_run(manifest, batch_size=3)
     # then the row fails in words that name its own path, and the other rows import
     assert (job.status, job.imported_rows, job.failed_rows) == (ImportStatus.FINISHED, 2, 1)
     row = job.rows.get(number=2)
@@ -118,5 +116,5 @@ def test_matching_checksum_imports(source):
     data = png_bytes("sum")
     (source / "s.png").write_bytes(data)
     manifest = csv_bytes(HEADER, f"S,s.png,Sum,sha256:{sha256(data).upper()},")
-    job = run_inline(import_uploaded(manifest, batch_size=2))
+    job = import_run(manifest, batch_size=2)
     assert job.imported_rows == 1

@@ -11,9 +11,7 @@ from django.core.files.storage import default_storage
 from imports import reports
 from imports.lifecycle import (
     import_cancel,
-    import_create,
     import_delete,
-    import_fail,
     import_resume,
 )
 from imports.manifest import detect_format, read_rows
@@ -21,8 +19,15 @@ from imports.models import Import
 from imports.reports import REPORT_WAITS_FOR_SPACE, ended_import_report, failed_rows_manifest
 
 from .background import report_task_run
-from .conftest import png_bytes, run_inline, stored_files
-from .factories import import_uploaded, upload
+from .conftest import stored_files
+from .factories import (
+    import_cancelled,
+    import_failed,
+    import_run,
+    import_uploaded,
+    png_bytes,
+    scans_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -48,10 +53,8 @@ def manifest_lines(delimiter: str, newline: str) -> list[str]:
 
 
 def ended(source, data: bytes) -> Import:
-    (source / "scans").mkdir()
-    (source / "scans" / "a.png").write_bytes(png_bytes("a"))
-    job = upload(import_create(), io.BytesIO(data))
-    return run_inline(job)
+    scans_in(source, "scans/a.png")
+    return import_run(data)
 
 
 def report_bytes(job: Import) -> bytes:
@@ -108,10 +111,9 @@ def test_failed_rows_come_back_byte_for_byte_as_in_the_manifest(
 def test_a_cancelled_import_reports_every_row_in_the_manifest_encoding(source):
     # given
     data = codecs.BOM_UTF16_BE + "".join(manifest_lines("\t", "\r\n")).encode("utf-16-be")
-    job = upload(import_create(), io.BytesIO(data))
 
     # when
-    job = report_task_run(import_cancel(job))
+    job = report_task_run(import_cancelled(data))
 
     # then
     report = report_bytes(job)
@@ -124,7 +126,7 @@ def test_a_cancelled_import_reports_every_row_in_the_manifest_encoding(source):
 def test_an_import_stored_with_the_earlier_format_shape_still_reports(source):
     # given: manifest_format as stored before the byte-order mark had its own field
     data = codecs.BOM_UTF8 + "".join(manifest_lines(",", "\n")).encode()
-    job = upload(import_create(), io.BytesIO(data))
+    job = import_uploaded(data)
     Import.objects.filter(pk=job.pk).update(
         manifest_format={
             "encoding": "utf-8-sig",
@@ -150,7 +152,7 @@ def test_an_import_stored_with_the_earlier_format_shape_still_reports(source):
 def cancelled(source) -> Import:
     """A cancelled import whose report is not written yet."""
     data = "".join(manifest_lines(",", "\n")).encode()
-    return import_cancel(upload(import_create(), io.BytesIO(data)))
+    return import_cancelled(data)
 
 
 class StorageSaving:
@@ -192,8 +194,7 @@ def test_a_report_write_that_fills_the_storage_removes_what_it_wrote(cancelled, 
 
 def test_the_notice_of_a_full_storage_leaves_the_error_an_import_ended_with(source, monkeypatch):
     data = "".join(manifest_lines(",", "\n")).encode()
-    job = upload(import_create(), io.BytesIO(data))
-    import_fail(str(job.pk), "a batch of rows failed: the storage is full.")
+    job = import_failed(data, "a batch of rows failed: the storage is full.")
     storage_fills(monkeypatch)
     for _ in range(2):  # said once however many tries fail
         with pytest.raises(OSError):
@@ -226,8 +227,7 @@ def test_a_report_write_for_an_import_deleted_meanwhile_leaves_no_file(cancelled
 
 def test_a_report_write_for_an_import_resumed_meanwhile_is_not_recorded(source, monkeypatch):
     data = "".join(manifest_lines(",", "\n")).encode()
-    job = upload(import_create(), io.BytesIO(data))
-    import_fail(str(job.pk), "a batch of rows failed (OSError).")
+    job = import_failed(data, "a batch of rows failed (OSError).")
     write_during(monkeypatch, lambda: import_resume(Import.objects.get(pk=job.pk)))
     ended_import_report(str(job.pk))
     job.refresh_from_db()
@@ -240,7 +240,7 @@ def test_report_mirrors_the_manifest_dialect_and_columns(source):
     manifest = (
         '\ufeffTitle;File_Path;IDENTIFIER;Note\r\n"A; quoted";a.png;A;x\r\nB;nope.png;B;y\r\n'
     )
-    job = run_inline(import_uploaded(manifest.encode("utf-8"), batch_size=2))
+    job = import_run(manifest.encode("utf-8"), batch_size=2)
     with job.report.open("rb") as report:
         text = report.read().decode("utf-8")
     lines = text.split("\r\n")

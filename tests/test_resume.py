@@ -1,6 +1,5 @@
 """Failure and recovery: the database going away, stale imports, resume, killed attempts."""
 
-import io
 from datetime import timedelta
 
 import pytest
@@ -11,7 +10,6 @@ from imports import batches, copies, staging, tasks
 from imports.batches import batch_run
 from imports.lifecycle import (
     import_cancel,
-    import_create,
     import_delete,
     import_fail,
     import_finish,
@@ -21,23 +19,12 @@ from imports.models import Batch, Document, Import, ImportPhase, ImportStatus
 from imports.staging import import_split
 
 from .background import report_task_run
-from .conftest import csv_bytes, png_bytes, run_inline, stored_files
-from .factories import upload
+from .conftest import stored_files
+from .factories import csv_bytes, import_uploaded, run_inline, scans_in
 
 pytestmark = pytest.mark.django_db
 
 HEADER = "identifier,file_path,title"
-
-
-@pytest.fixture
-def uploaded(source) -> Import:
-    """An uploaded import of six rows in three batches, split and not yet run."""
-    for n in range(6):
-        (source / f"{n}.png").write_bytes(png_bytes(str(n)))
-    job = import_create(batch_size=2)
-    upload(job, io.BytesIO(csv_bytes(HEADER, *(f"D{n},{n}.png,T{n}" for n in range(6)))))
-    import_split(str(job.pk))
-    return job
 
 
 def batch_ids(job: Import, **filters) -> list[int]:
@@ -97,9 +84,8 @@ def test_a_database_gone_mid_import_ends_it_in_error_and_resume_finishes_it(uplo
 
 
 def test_an_import_that_failed_while_counting_counts_again_on_resume(source, monkeypatch):
-    (source / "a.png").write_bytes(png_bytes("a"))
-    job = import_create()
-    upload(job, io.BytesIO(csv_bytes(HEADER, "A,a.png,A")))
+    scans_in(source, "a.png")
+    job = import_uploaded(csv_bytes(HEADER, "A,a.png,A"))
     monkeypatch.setattr(staging, "read_rows", lambda raw, manifest_format: 1 / 0)
     assert tasks.import_split_task.apply(args=(str(job.pk),)).failed()
     job.refresh_from_db()

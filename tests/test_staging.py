@@ -1,17 +1,14 @@
 """The first pass: a manifest staged into rows and batches, a group of rows at a time; a cancel
 stops it within a group, and leaves the rest to the background."""
 
-import io
-
 import pytest
 
 from imports import staging
-from imports.lifecycle import import_cancel, import_create
+from imports.lifecycle import import_cancel
 from imports.models import Import, ImportStatus, Row
 from imports.staging import import_split
 
-from .conftest import csv_bytes
-from .factories import import_uploaded, upload
+from .factories import csv_bytes, import_uploaded
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +23,7 @@ def counting(source, monkeypatch) -> Import:
     monkeypatch.setattr(staging, "STAGE_ROWS", STAGE_ROWS)
     lines = [f"D{n},{n}.png,T{n}" for n in range(ROWS)]
     manifest = csv_bytes("identifier,file_path,title", *lines)
-    return upload(import_create(batch_size=2), io.BytesIO(manifest))
+    return import_uploaded(manifest, batch_size=2)
 
 
 def cancel_after_groups(counting: Import, groups: int, monkeypatch) -> list[int]:

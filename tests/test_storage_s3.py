@@ -2,7 +2,6 @@
 (a real HTTP endpoint on 127.0.0.1, started here), with storage configured as STORAGE_BUCKET
 configures it. Runs in every `make test`, whatever storage the run itself is on."""
 
-import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,13 +9,13 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import default_storage
 
-from imports.lifecycle import import_create, import_delete
+from imports.lifecycle import import_delete
 from imports.models import Document, Import, ImportStatus
 from imports.settings import s3_storage_options
 
 from .api.conftest import streamed, url
-from .conftest import csv_bytes, png_bytes, run_inline, stored_files
-from .factories import upload
+from .conftest import stored_files
+from .factories import csv_bytes, import_run, png_bytes
 from .s3 import moto_server, s3_client
 
 KEY_ID = "AKIASTORAGETEST"
@@ -93,8 +92,7 @@ def imported(scans: dict[str, bytes]) -> Import:
     """An import of `scans`, run inline to its end."""
     lines = ["identifier,file_path,title"]
     lines += [f"D-{n},{path},Scan {n}" for n, path in enumerate(scans)]
-    job = upload(import_create(), io.BytesIO(csv_bytes(*lines)))
-    return run_inline(job)
+    return import_run(csv_bytes(*lines))
 
 
 def test_an_import_stores_every_file_in_the_bucket_under_a_name_of_its_own(bucket, s3, scans):

@@ -1,7 +1,6 @@
 """Tasks pass ids through; a task that fails ends its import in `error`, with a full report."""
 
 import errno
-import io
 import sqlite3
 
 import psycopg.errors
@@ -11,22 +10,26 @@ from django.db import OperationalError
 from imports import lifecycle, outcomes, reports, tasks
 from imports.lifecycle import import_cancel, import_create, import_fail
 from imports.models import Batch, Document, Import, ImportPhase, ImportStatus
-from imports.staging import import_split
 
 from .background import report_task_run
-from .conftest import csv_bytes, png_bytes, stored_files
-from .factories import upload
+from .conftest import stored_files
+from .factories import (
+    csv_bytes,
+    import_cancelled,
+    import_failed,
+    import_staged,
+    import_uploaded,
+    scans_in,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source, monkeypatch):
     # given an import whose second batch will hit a storage failure
-    for name in "ab":
-        (source / f"{name}.png").write_bytes(png_bytes(name))
-    job = import_create(batch_size=1)
-    upload(job, io.BytesIO(csv_bytes("identifier,file_path,title", "A,a.png,A", "B,b.png,B")))
-    import_split(str(job.pk))
+    scans_in(source, "a.png", "b.png")
+    manifest = csv_bytes("identifier,file_path,title", "A,a.png,A", "B,b.png,B")
+    job = import_staged(manifest, batch_size=1)
     first, second = Batch.objects.filter(import_job=job)
     tasks.batch_run_task.apply(args=(str(job.pk), first.pk))
 
@@ -53,8 +56,7 @@ def test_a_failing_batch_ends_the_import_in_error_with_every_row_reported(source
 
 
 def test_a_task_for_an_import_that_is_no_longer_active_does_nothing(source):
-    job = import_create()
-    upload(job, io.BytesIO(csv_bytes("identifier,file_path,title", "A,a.png,A")))
+    job = import_uploaded(csv_bytes("identifier,file_path,title", "A,a.png,A"))
     job.status, job.phase = ImportStatus.CANCELLED, ImportPhase.NONE
     job.save(update_fields=["status", "phase"])
     tasks.import_split_task.apply(args=(str(job.pk),))
@@ -114,9 +116,9 @@ def test_a_database_that_answers_nothing_is_still_out_of_reach():
 
 @pytest.fixture
 def ended_in_error(source) -> Import:
-    job = upload(import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A")))
-    import_fail(str(job.pk), "a batch of rows failed (OSError).")
-    return Import.objects.get(pk=job.pk)
+    return import_failed(
+        csv_bytes("identifier,file_path,title", "A,a,A"), "a batch of rows failed (OSError)."
+    )
 
 
 def test_an_ended_import_queues_its_report_on_commit(
@@ -124,7 +126,7 @@ def test_an_ended_import_queues_its_report_on_commit(
 ):
     queued = []
     monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))
-    job = upload(import_create(), io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A")))
+    job = import_uploaded(csv_bytes("identifier,file_path,title", "A,a,A"))
     with django_capture_on_commit_callbacks(execute=True):
         import_fail(str(job.pk), "a batch of rows failed (OSError).")
     job.refresh_from_db()
@@ -201,8 +203,7 @@ def test_a_report_task_for_a_resumed_import_does_nothing(ended_in_error):
 def test_a_starting_worker_queues_again_the_reports_still_missing(ended_in_error, monkeypatch):
     # given an import in error without its report (the worker that held its retry died), one
     # cancelled with its report, one cancelled before it had a manifest
-    manifest = io.BytesIO(csv_bytes("identifier,file_path,title", "A,a,A"))
-    reported = report_task_run(import_cancel(upload(import_create(), manifest)))
+    reported = report_task_run(import_cancelled(csv_bytes("identifier,file_path,title", "A,a,A")))
     never_uploaded = import_cancel(import_create())
     queued = []
     monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))

@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from imports.models import Import
-from tests.conftest import client_with, csv_bytes, png_bytes, run_inline
+from tests.conftest import client_with
+from tests.factories import csv_bytes, png_bytes, run_inline
 
 API = "/api/v1/"
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from imports.models import Document
-from tests.conftest import csv_bytes, png_bytes, run_inline, sha256
+from tests.factories import csv_bytes, png_bytes, run_inline, sha256
 
 from .conftest import MANIFEST_LINES, assert_error, create, job_of, streamed, upload, url
 

@@ -12,7 +12,7 @@ from imports.batches import batch_run
 from imports.models import Batch, Document, Import
 from imports.staging import import_split
 from tests.background import report_task_run
-from tests.conftest import csv_bytes, png_bytes, run_inline
+from tests.factories import csv_bytes, png_bytes, run_inline
 
 from .conftest import assert_error, body, create, job_of, status_of, streamed, upload, url
 

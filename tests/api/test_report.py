@@ -10,7 +10,7 @@ import pytest
 from imports import reports
 from imports.models import Document, Import
 from tests.background import report_task_run
-from tests.conftest import csv_bytes, png_bytes, run_inline
+from tests.factories import csv_bytes, png_bytes, run_inline
 
 from .conftest import MANIFEST_LINES, assert_error, body, create, job_of, streamed, upload, url
 

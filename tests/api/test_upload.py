@@ -12,7 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from imports.api.uploads import CompleteBody, digest_header_parse
 from imports.errors import DigestInvalid, ManifestIncomplete
 from imports.models import Document, Import
-from tests.conftest import csv_bytes, png_bytes, run_inline, stored_files
+from tests.conftest import stored_files
+from tests.factories import csv_bytes, png_bytes, run_inline
 
 from .conftest import MANIFEST_LINES, assert_error, create, job_of, status_of, upload, url
 

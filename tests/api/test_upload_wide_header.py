@@ -5,7 +5,7 @@ import io
 
 from imports.manifest import MAX_COLUMNS, SAMPLE_BYTES
 from imports.models import Document
-from tests.conftest import run_inline
+from tests.factories import run_inline
 
 from .conftest import assert_error, job_of, streamed, upload, url
 

@@ -1,7 +1,6 @@
 """Resolving a row's file_path inside a filesystem source, and opening it. Uses tmp_path; only
 the test through a whole import uses the database."""
 
-import io
 import os
 import socket
 import stat
@@ -11,12 +10,10 @@ from pathlib import Path
 import pytest
 
 from imports.errors import SourceMisconfigured, SourceProblem, SourceUnreadable
-from imports.lifecycle import import_create
 from imports.models import Document, ImportStatus
 from imports.sources.filesystem import FilesystemSource
 
-from ..conftest import csv_bytes, png_bytes, run_inline
-from ..factories import upload
+from ..factories import csv_bytes, import_run, png_bytes
 
 
 @pytest.fixture
@@ -372,10 +369,9 @@ def test_special_files_and_hard_links_fail_their_rows_in_an_import(source, tmp_p
     manifest = csv_bytes(
         "identifier,file_path,title", "A,ok.png,Fine", "B,pipe.png,Pipe", "C,linked.png,Link"
     )
-    job = upload(import_create(batch_size=3), io.BytesIO(manifest))
 
     # when
-    job = run_inline(job)
+    job = import_run(manifest, batch_size=3)
 
     # then the import ends, and only the good row is a document
     assert (job.status, job.imported_rows, job.failed_rows) == (ImportStatus.FINISHED, 1, 2)

@@ -17,16 +17,13 @@ from storages.backends.s3 import S3Storage
 from imports import tasks
 from imports.copies import file_copy, file_read
 from imports.errors import SourceMisconfigured, SourceProblem, SourceUnavailable
-from imports.lifecycle import import_create
 from imports.models import Batch, Document, ImportStatus
 from imports.sources import s3 as s3_module
 from imports.sources import source_from_settings
 from imports.sources.filesystem import FilesystemSource
 from imports.sources.s3 import S3Object, S3Source
-from imports.staging import import_split
 
-from ..conftest import csv_bytes, png_bytes, run_inline, sha256
-from ..factories import upload
+from ..factories import csv_bytes, import_run, import_staged, png_bytes, sha256
 from ..s3 import moto_server, s3_client
 
 KEY_ID = "AKIAMOTOTESTKEY42"
@@ -577,7 +574,7 @@ def s3_import(bucket: str, put, settings, data: dict[str, bytes]):
         put(f"archive/{path}", body)
     rows = [f"D{n},{path},Title {n},{sha256(body)}" for n, (path, body) in enumerate(data.items())]
     manifest = csv_bytes(HEADER, *rows, "X,../secret.txt,Climbs,", "Y,scans/gone.png,Missing,")
-    return run_inline(upload(import_create(batch_size=2), io.BytesIO(manifest)))
+    return import_run(manifest, batch_size=2)
 
 
 ARCHIVE = {
@@ -617,8 +614,7 @@ def test_a_source_that_times_out_once_is_retried_and_every_row_imports(
     for path, body in ARCHIVE.items():
         put(f"archive/{path}", body)
     rows = [f"D{n},{path},Title {n}," for n, path in enumerate(ARCHIVE)]
-    job = upload(import_create(batch_size=10), io.BytesIO(csv_bytes(HEADER, *rows)))
-    import_split(str(job.pk))
+    job = import_staged(csv_bytes(HEADER, *rows), batch_size=10)
     read = StreamingBody.read
     timeouts = []
 
