@@ -77,12 +77,17 @@ def attempt_folders_uncommitted(import_id) -> list[str]:
 
 def folder_delete(folder: str) -> None:
     """Remove every file of a storage folder (not its subfolders)."""
+    files_delete(folder_files(folder))
+
+
+def folder_files(folder: str) -> list[str]:
+    """The names of a storage folder's files (not its subfolders'); none for a missing one."""
     # Not exists(folder): S3 has no folders, and says False for every prefix.
     try:
         names = default_storage.listdir(folder)[1]
-    except FileNotFoundError:  # a local folder never made
-        return
-    files_delete([f"{folder}/{name}" for name in names])
+    except FileNotFoundError:  # a local folder never made; S3 lists a missing one as empty
+        return []
+    return [f"{folder}/{name}" for name in names]
 
 
 def files_delete(names: list[str]) -> None:

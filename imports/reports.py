@@ -18,7 +18,7 @@ from itertools import chain
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from .copies import attempts_sweep
+from .copies import attempts_sweep, folder_files
 from .errors import ImportStillOpen, ReportMissing, ReportNotReady, storage_full
 from .manifest import ManifestFormat, read_rows, without_padding
 from .models import OPEN_STATUSES, Import, ImportStatus, RowStatus
@@ -133,12 +133,8 @@ def report_delete(name: str) -> None:
 def reports_delete(import_id) -> None:
     """Remove every report file of an import, a write in flight's too, and then its folder."""
     folder = report_folder(import_id)
-    try:
-        names = default_storage.listdir(folder)[1]
-    except FileNotFoundError:  # a local folder never made; S3 lists a missing one as empty
-        return
-    for name in names:
-        report_delete(f"{folder}/{name}")
+    for name in folder_files(folder):
+        report_delete(name)
     report_delete(folder)  # the emptied folder, on local storage; S3 has none
 
 
