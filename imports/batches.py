@@ -6,49 +6,80 @@ A redelivered batch (worker killed, message sent twice) therefore changes nothin
 its copies are named per (attempt, row), so a retry writes its own files and no other's.
 """
 
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from .copies import files_delete
-from .models import Batch, Document, Import, ImportPhase, ImportStatus, Row, RowStatus
-from .outcomes import BatchContext, Outcome, heartbeat, row_outcome
+from .errors import BatchLostTooOften
+from .heartbeats import Heartbeat
+from .models import (
+    Batch,
+    Document,
+    EventKind,
+    Import,
+    ImportEvent,
+    ImportPhase,
+    ImportStatus,
+    Row,
+    RowStatus,
+)
+from .outcomes import BatchContext, Outcome, row_outcome
 from .rows import COMPARED_FIELDS
 from .signals import work_ready_on_commit
+
+logger = logging.getLogger(__name__)
 
 DOCUMENT_WRITTEN_FIELDS = [*COMPARED_FIELDS, "import_job", "content_type", "size", "sha256", "file"]
 
 
-def batch_run(batch_id: int) -> None:
-    """Import one batch's rows and commit them at once; a repeat of a committed batch is a no-op."""
+def batch_run(batch_id: int, worker: str = "") -> None:
+    """Import one batch's rows and commit them at once; a repeat of a committed batch is a no-op.
+
+    `worker` names the Celery worker running it, for the import's events if it is lost.
+    """
     batch = Batch.objects.select_related("import_job").get(pk=batch_id)
     job = batch.import_job
     if batch.committed_at or job.status != ImportStatus.ACTIVE:
         return
-    batch = _attempt_start(batch)
-    rows = list(
-        job.rows.filter(number__gte=batch.first_row, number__lte=batch.last_row).order_by("number")
-    )
-    context = BatchContext.load(job, batch, rows)
-    outcomes = []
-    for outcome in _outcomes(rows, context):
-        outcomes.append(outcome)
-        context.beat()
+    batch = _attempt_start(batch, worker)
+    outcomes: list[Outcome] = []
+    committed = False
+    try:
+        with Heartbeat(job.pk, batch.pk, batch.attempts):
+            rows = list(
+                job.rows.filter(number__gte=batch.first_row, number__lte=batch.last_row).order_by(
+                    "number"
+                )
+            )
+            context = BatchContext.load(job, batch, rows)
+            outcomes = list(_outcomes(rows, context))
+            committed = _commit(batch, rows, outcomes)
+    finally:
+        if not committed:
+            _attempt_end(batch)
     # Only a commit known not to have happened discards the copies here. After an exception,
     # even in the commit, the database may hold the commit: attempts_sweep removes the copies
     # of whatever attempt did not commit, once the import ends.
-    if not _commit(batch, rows, outcomes):
+    if not committed:
         _discard(outcomes)
 
 
-def _attempt_start(batch: Batch) -> Batch:
-    """Number this attempt under a row lock, so concurrent attempts get different numbers."""
+def _attempt_start(batch: Batch, worker: str = "") -> Batch:
+    """Number this attempt under a row lock, so concurrent attempts get different numbers.
+
+    An attempt before it that never said it ended was lost (its process died, and Celery
+    delivered the batch again at once): it is counted like one the recovery task finds, and a
+    batch lost too often is not run again.
+    """
+    now = timezone.now()
     with transaction.atomic():
         # Only the batch's row: locking the import's too made a batch wait on every commit.
         locked = (
@@ -56,10 +87,51 @@ def _attempt_start(batch: Batch) -> Batch:
             .select_related("import_job")
             .get(pk=batch.pk)
         )
-        locked.attempts += 1
-        locked.save(update_fields=["attempts"])
-    heartbeat(locked.import_job_id)
+        given_up = locked.heartbeat_at is not None and not attempt_lost(
+            locked, now, f"was cut short on {locked.worker or 'a worker'}; delivered again"
+        )
+        if not given_up:
+            locked.attempts += 1
+            locked.heartbeat_at = now
+            locked.worker = worker
+            locked.save(update_fields=["attempts", "heartbeat_at", "worker"])
+            Import.objects.filter(pk=locked.import_job_id).update(heartbeat_at=now)
+    if given_up:
+        raise BatchLostTooOften(locked.number, locked.first_row, locked.last_row, locked.requeues)
     return locked
+
+
+def attempt_lost(batch: Batch, now, what: str) -> bool:
+    """Count the last attempt at `batch` (locked by the caller) as lost, and say so in the
+    import's events; whether the batch may run again (False: lost too often)."""
+    batch.requeues += 1
+    batch.heartbeat_at = None
+    batch.save(update_fields=["requeues", "heartbeat_at"])
+    limit = settings.IMPORT_BATCH_MAX_REQUEUES
+    again = batch.requeues <= limit
+    rows = f"batch {batch.number} (rows {batch.first_row} to {batch.last_row})"
+    if again:
+        detail = f"{rows} {what} ({batch.requeues} of at most {limit} times)"
+        Import.objects.filter(pk=batch.import_job_id).update(
+            recovered_batches=F("recovered_batches") + 1
+        )
+    else:
+        detail = f"{rows} was lost {batch.requeues} times; the import ends in error"
+    ImportEvent.objects.create(
+        import_job_id=batch.import_job_id,
+        at=now,
+        kind=EventKind.BATCH_LOST if again else EventKind.GAVE_UP,
+        detail=detail,
+    )
+    return again
+
+
+def _attempt_end(batch: Batch) -> None:
+    """Say this attempt stopped without committing, so that it is not taken for a lost one."""
+    try:
+        Batch.objects.filter(pk=batch.pk, attempts=batch.attempts).update(heartbeat_at=None)
+    except DatabaseError:  # the database is gone: the next attempt counts this one as lost
+        logger.warning("batch %s: the end of an attempt could not be recorded", batch.pk)
 
 
 def _outcomes(rows: list[Row], context: BatchContext) -> Iterator[Outcome]:
@@ -89,7 +161,9 @@ def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
         _documents_write(outcomes, now)
         _results_write(batch, rows, outcomes)
         _counters_add(job, outcomes, now)
-        Batch.objects.filter(pk=batch.pk).update(committed_at=now, committed_attempt=batch.attempts)
+        Batch.objects.filter(pk=batch.pk).update(
+            committed_at=now, committed_attempt=batch.attempts, heartbeat_at=None
+        )
         replaced = [outcome.replaced_file for outcome in outcomes if outcome.replaced_file]
         # An updated document's old file goes only once its new one is committed.
         transaction.on_commit(partial(files_delete, replaced))
@@ -107,11 +181,13 @@ def _counters_add(job: Import, outcomes: list[Outcome], now) -> None:
         skipped_rows=F("skipped_rows") + counts[RowStatus.SKIPPED],
         failed_rows=F("failed_rows") + counts[RowStatus.FAILED],
         heartbeat_at=now,
+        stalls=0,
     )
 
 
 def _results_write(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> None:
-    """Record each row's outcome by writing the batch's rows anew.
+    """Record each row's outcome by writing the batch's rows anew, without their cells: once
+    judged, a row is never read again (the report streams the manifest itself).
 
     One DELETE and one multi-row INSERT: bulk_update's CASE per row took 40% of a batch's time.
     """
@@ -123,7 +199,7 @@ def _results_write(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> No
             import_job_id=row.import_job_id,
             number=row.number,
             identifier=row.identifier,
-            cells=row.cells,
+            cells=[],
             status=outcome.status,
             comment=outcome.comment,
         )

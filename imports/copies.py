@@ -63,10 +63,19 @@ def attempts_sweep(import_id) -> None:
         folder_delete(folder)
 
 
-def attempt_folders_uncommitted(import_id) -> list[str]:
+def attempts_stray_sweep(import_id) -> None:
+    """Remove the copies of attempts at committed batches that did not commit: nothing can use
+    them any more, even while the import runs on."""
+    for folder in attempt_folders_uncommitted(import_id, committed_batches_only=True):
+        folder_delete(folder)
+
+
+def attempt_folders_uncommitted(import_id, *, committed_batches_only: bool = False) -> list[str]:
     """The storage folders of every attempt at the import's batches that did not commit."""
     retried = Batch.objects.filter(import_job_id=import_id).exclude(attempts=0)
     retried = retried.exclude(attempts=1, committed_attempt=1)
+    if committed_batches_only:
+        retried = retried.filter(committed_at__isnull=False)
     return [
         f"documents/{attempt_folder(batch, attempt)}"
         for batch in retried.iterator()

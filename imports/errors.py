@@ -152,6 +152,21 @@ class SourceUnavailable(Exception):
     """
 
 
+class BatchLostTooOften(Exception):
+    """A batch was lost more times than IMPORT_BATCH_MAX_REQUEUES: its import ends in error.
+
+    Its message is the import's `error`, naming the batch's rows.
+    """
+
+    def __init__(self, number: int, first_row: int, last_row: int, losses: int) -> None:
+        super().__init__(
+            f"batch {number} (rows {first_row} to {last_row}) was lost {losses} times: each "
+            "time the worker running it stopped (out of memory, a crash, a kill) before it "
+            "committed. A row in it may cause that: import those rows in a manifest of their "
+            "own to find which."
+        )
+
+
 def storage_full(exc: BaseException) -> bool:
     """Whether `exc` says the storage has no space left (a full disk, or a quota reached)."""
     return isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS

@@ -29,6 +29,7 @@ from .errors import (
     ManifestDigestMismatch,
     OptionNotSupported,
 )
+from .heartbeats import Heartbeat
 from .manifest import detect_format
 from .models import (
     ENDED_STATUSES,
@@ -40,7 +41,7 @@ from .models import (
     OnConflict,
 )
 from .reports import report_delete, report_write, reports_delete
-from .selectors import imports_expire_pending
+from .selectors import batches_uncommitted, imports_expire_pending
 from .signals import ended_on_commit, work_ready_on_commit
 from .sources import source_from_settings
 
@@ -142,7 +143,8 @@ def import_finish(import_id: str) -> None:
     if not moved:
         return  # another worker is finishing it, or it ended otherwise
     attempts_sweep(import_id)
-    name = report_write(Import.objects.get(pk=import_id))
+    with Heartbeat(import_id):  # a million-row report takes a while; it is not lost
+        name = report_write(Import.objects.get(pk=import_id))
     reporting = Q(status=ImportStatus.ACTIVE, phase=ImportPhase.REPORTING)
     if not _end(import_id, reporting, ImportStatus.FINISHED, report=name):
         report_delete(name)  # cancelled or failed meanwhile: that end queued a report of its own
@@ -190,8 +192,11 @@ def import_resume(job: Import) -> Import:
                 report_error="",
                 finished_at=None,
                 heartbeat_at=timezone.now(),
+                stalls=0,
             )
             if resumed:
+                # A batch lost too often gets as many tries again as a new one.
+                batches_uncommitted(job.pk).update(requeues=0, heartbeat_at=None)
                 work_ready_on_commit(job.pk, phase)
     except IntegrityError:
         raise AnotherImportOpen() from None
@@ -258,6 +263,9 @@ def imports_purge(days: int) -> int:
     )
     purged = 0
     for job in ended.iterator():
-        import_delete(job)
+        try:
+            import_delete(job)
+        except ImportStillOpen:  # resumed, or purged by another machine's upkeep meanwhile
+            continue
         purged += 1
     return purged

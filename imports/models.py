@@ -90,6 +90,20 @@ class Import(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="When a batch last reported progress."
     )
+    recovered_batches = models.PositiveIntegerField(
+        default=0, help_text="How many times a lost batch was queued again by the recovery task."
+    )
+    recovered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the recovery task last queued this import's work."
+    )
+    stalls = models.PositiveIntegerField(
+        default=0,
+        help_text="Times in a row the whole import stopped reporting and was queued again; "
+        "back to 0 when a batch commits or the rows are counted.",
+    )
+    staged_cells_dropped = models.BooleanField(
+        default=False, help_text="Whether the upkeep dropped the cells its rows no longer need."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -181,6 +195,17 @@ class Batch(models.Model):
         "into a folder of its own.",
     )
     committed_attempt = models.PositiveIntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While an attempt runs, when it last said it is alive; empty when none runs.",
+    )
+    worker = models.CharField(
+        max_length=255, blank=True, help_text="The Celery worker that started the last attempt."
+    )
+    requeues = models.PositiveIntegerField(
+        default=0, help_text="How many times an attempt at it was lost and it was queued again."
+    )
 
     class Meta:
         ordering = ["import_job", "number"]
@@ -223,6 +248,32 @@ class Row(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.number} of import {self.import_job_id}"
+
+
+class EventKind(models.TextChoices):
+    BATCH_LOST = "batch_lost"
+    IMPORT_STALLED = "import_stalled"
+    GAVE_UP = "gave_up"
+
+
+class ImportEvent(models.Model):
+    """Something the service did by itself to an import (recovery), said for its operator."""
+
+    import_job = models.ForeignKey(Import, related_name="events", on_delete=models.CASCADE)
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    detail = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["import_job", "at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=EventKind.values), name="import_event_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of import {self.import_job_id} at {self.at}"
 
 
 class Confidentiality(models.TextChoices):

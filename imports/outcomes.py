@@ -3,13 +3,11 @@ its document filled in memory. Nothing is written to the database here: the batc
 its outcomes at once (imports.batches).
 """
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Min
-from django.utils import timezone
 
 from . import problems
 from .copies import attempt_folder, file_copy, file_read, stored_name
@@ -20,8 +18,6 @@ from .models import Batch, Document, Import, Row, RowStatus
 from .rows import COMPARED_FIELDS, RowValues, conflict_verdict, file_problems, row_read
 from .sources import Source, source_from_settings
 from .sources.base import SourceFile
-
-HEARTBEAT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,6 @@ class BatchContext:
     source: Source
     first_rows: dict[str, int]
     existing: dict[str, Document]
-    beaten_at: float = field(default_factory=time.monotonic)
 
     @classmethod
     def load(cls, job: Import, batch: Batch, rows: list[Row]) -> "BatchContext":
@@ -68,17 +63,6 @@ class BatchContext:
 
     def stored_name(self, row: Row, path: SourceFile) -> str:
         return stored_name(self.folder, row.number, path.name)
-
-    def beat(self) -> None:
-        """Record a heartbeat now and then, so a long batch is not taken for a lost one."""
-        if time.monotonic() - self.beaten_at > HEARTBEAT_SECONDS:
-            heartbeat(self.job.pk)
-            self.beaten_at = time.monotonic()
-
-
-def heartbeat(import_id) -> None:
-    """Tell stale-import detection that this import's work is alive."""
-    Import.objects.filter(pk=import_id).update(heartbeat_at=timezone.now())
 
 
 def row_outcome(row: Row, context: BatchContext) -> Outcome:

@@ -44,7 +44,7 @@ def ended_import_report(import_id: str) -> None:
 
     A cancelled import's uncommitted copies are swept first. Nothing is done for an import
     deleted, resumed or already reported meanwhile. A storage with no space left is said in the
-    import's `report_error`, and raised for the task to try again later.
+    import's `report_error`; the upkeep's schedule tries again (imports.tasks).
     """
     job = Import.objects.filter(pk=import_id).first()
     if job is None or job.is_open or job.report or not job.manifest:
@@ -56,9 +56,10 @@ def ended_import_report(import_id: str) -> None:
     try:
         name = report_write(job)
     except OSError as error:
-        if storage_full(error):
-            report_waits_for_space(job)
-        raise
+        if not storage_full(error):
+            raise
+        report_waits_for_space(job)
+        return
     report_record(job, name)
 
 
@@ -157,8 +158,8 @@ def report_failed(import_id, kind: str) -> None:
     """Say, in `report_error`, that writing an ended import's report failed on something no
     retry fixes (its exception's kind, never its text)."""
     Import.objects.filter(pk=import_id, report="").exclude(status__in=OPEN_STATUSES).update(
-        report_error=f"The report could not be written ({kind}); it is tried again when a "
-        "worker starts."
+        report_error=f"The report could not be written ({kind}); it is tried again every few "
+        "minutes."
     )
 
 

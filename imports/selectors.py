@@ -5,15 +5,15 @@ uploaded to stops holding the one-open-import lock whoever looks next, and views
 remember to do it.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from .models import Batch, Document, Import, ImportStatus
+from .models import Batch, Document, Import, ImportEvent, ImportStatus
 
 
 def imports_expire_pending() -> int:
@@ -53,6 +53,31 @@ def imports_without_report() -> list[UUID]:
 
 def batches_uncommitted(import_id: UUID | str) -> QuerySet[Batch]:
     return Batch.objects.filter(import_job_id=import_id, committed_at__isnull=True)
+
+
+def batches_lost(silent_since: datetime) -> list[int]:
+    """Batches of active imports whose running attempt has not beaten since `silent_since`."""
+    return list(
+        Batch.objects.filter(
+            import_job__status=ImportStatus.ACTIVE,
+            committed_at__isnull=True,
+            heartbeat_at__lt=silent_since,
+        ).values_list("pk", flat=True)
+    )
+
+
+def imports_stalled(silent_since: datetime) -> list[UUID]:
+    """Active imports nothing has beaten for since `silent_since`, and not recovered since."""
+    return list(
+        Import.objects.filter(status=ImportStatus.ACTIVE, heartbeat_at__lt=silent_since)
+        .filter(Q(recovered_at__isnull=True) | Q(recovered_at__lt=silent_since))
+        .values_list("pk", flat=True)
+    )
+
+
+def import_events(job: Import, limit: int = 20) -> list[ImportEvent]:
+    """The import's latest events, oldest first."""
+    return list(reversed(job.events.order_by("-at", "-pk")[:limit]))
 
 
 def documents_filter(*, identifier: str = "", import_id: UUID | None = None) -> QuerySet[Document]:

@@ -183,6 +183,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Workers sharing a broker take tasks from this queue; another name keeps apart two services.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# The recovery and upkeep tasks, sent by Celery beat, go to a queue of their own that every
+# worker also takes from: on the import's queue they would wait behind all of its batches.
+CELERY_UPKEEP_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.upkeep"
+CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, CELERY_UPKEEP_QUEUE: {}}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # A task taken but not acknowledged (acks_late) by a worker that died without a word
@@ -220,10 +225,34 @@ IMPORT_ALLOWED_CONTENT_TYPES = env.list(
 IMPORT_PENDING_TIMEOUT = env.int("IMPORT_PENDING_TIMEOUT", default=3600)
 IMPORT_STALE_AFTER = env.int("IMPORT_STALE_AFTER", default=900)
 IMPORT_RETENTION_DAYS = env.int("IMPORT_RETENTION_DAYS", default=30)
+# Self-healing (imports.recovery): every running batch, count and report says it is alive every
+# IMPORT_HEARTBEAT_SECONDS, from a thread of its own; work silent for IMPORT_BATCH_LOST_AFTER
+# seconds is lost and queued again by the beat task that runs every IMPORT_RECOVER_EVERY
+# seconds. A batch lost more than IMPORT_BATCH_MAX_REQUEUES times ends its import in error.
+IMPORT_HEARTBEAT_SECONDS = env.float("IMPORT_HEARTBEAT_SECONDS", default=10)
+IMPORT_BATCH_LOST_AFTER = env.float("IMPORT_BATCH_LOST_AFTER", default=60)
+IMPORT_BATCH_MAX_REQUEUES = env.int("IMPORT_BATCH_MAX_REQUEUES", default=3)
+IMPORT_RECOVER_EVERY = env.float("IMPORT_RECOVER_EVERY", default=15)
+# Upkeep (imports.upkeep): pending imports expired, retention, stray copies, staged cells.
+IMPORT_UPKEEP_EVERY = env.float("IMPORT_UPKEEP_EVERY", default=300)
 # Files a batch reads and copies at once: raise it for S3, whose requests wait on the network.
 IMPORT_COPY_THREADS = env.int("IMPORT_COPY_THREADS", default=1)
 # A link count cannot tell where a file's other names are: some may lie outside the source.
 IMPORT_ALLOW_HARD_LINKS = env.bool("IMPORT_ALLOW_HARD_LINKS", default=False)
+
+CELERY_BEAT_SCHEDULE = {
+    # A run not taken within its own period is dropped: the next one does the same work.
+    "recover lost work": {
+        "task": "imports.tasks.imports_recover_task",
+        "schedule": IMPORT_RECOVER_EVERY,
+        "options": {"queue": CELERY_UPKEEP_QUEUE, "expires": IMPORT_RECOVER_EVERY},
+    },
+    "upkeep": {
+        "task": "imports.tasks.imports_upkeep_task",
+        "schedule": IMPORT_UPKEEP_EVERY,
+        "options": {"queue": CELERY_UPKEEP_QUEUE, "expires": IMPORT_UPKEEP_EVERY},
+    },
+}
 
 LOGGING = {
     "version": 1,

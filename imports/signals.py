@@ -15,6 +15,10 @@ from django.dispatch import Signal
 # not yet committed (its report once none is left). Arguments: import_id, phase.
 import_work_ready = Signal()
 
+# A batch of an active import is to run again (its last attempt was lost). Arguments:
+# import_id, batch_id.
+batch_ready = Signal()
+
 # An import ended: `status` is "finished", "error" or "cancelled". Arguments: import_id, status.
 import_ended = Signal()
 
@@ -23,6 +27,13 @@ def work_ready_on_commit(import_id, phase: str) -> None:
     """Send import_work_ready once the current transaction commits."""
     transaction.on_commit(
         partial(import_work_ready.send, sender="imports", import_id=import_id, phase=phase)
+    )
+
+
+def batch_ready_on_commit(import_id, batch_id: int) -> None:
+    """Send batch_ready once the current transaction commits."""
+    transaction.on_commit(
+        partial(batch_ready.send, sender="imports", import_id=import_id, batch_id=batch_id)
     )
 
 

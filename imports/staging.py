@@ -9,6 +9,7 @@ from itertools import islice
 from django.db import transaction
 from django.utils import timezone
 
+from .heartbeats import Heartbeat
 from .manifest import ManifestFormat, read_rows
 from .models import Batch, Import, ImportPhase, ImportStatus, Row
 from .signals import work_ready_on_commit
@@ -29,13 +30,16 @@ def import_split(import_id: str) -> None:
         return
     Batch.objects.filter(import_job=job).delete()
     Row.objects.filter(import_job=job).delete()
-    total = _stage(job)
+    with Heartbeat(job.pk):  # a slow read between two groups is not taken for a lost split
+        total = _stage(job)
     if total is None:
         return
     with transaction.atomic():
         counted = Import.objects.filter(
             pk=job.pk, status=ImportStatus.ACTIVE, phase=ImportPhase.COUNTING
-        ).update(total_rows=total, phase=ImportPhase.IMPORTING, heartbeat_at=timezone.now())
+        ).update(
+            total_rows=total, phase=ImportPhase.IMPORTING, heartbeat_at=timezone.now(), stalls=0
+        )
         if counted:
             work_ready_on_commit(job.pk, ImportPhase.IMPORTING)
 

@@ -6,30 +6,34 @@ the receivers here queue what follows: counting a manifest, its batches, the rep
 A database or an S3 source that goes away is waited for: the task is retried with growing
 delays. Any exception a task cannot handle, or a database or source still gone after the
 retries, ends its import in `error` (with the exception's kind, never its text, which may hold
-a path). If even that cannot be written, the import stops reporting and is shown stale, to be
-resumed.
+a path). If even that cannot be written, the import stops reporting, and the recovery task
+queues its work again.
 
-The report of an import that ended in error or was cancelled is written by a task of its own,
-which waits for the storage as long as it takes (a full disk may wait hours for an operator)
-and never ends its import in error: it is not part of the import's work.
+Two tasks run on Celery beat's schedule (CELERY_BEAT_SCHEDULE in settings), on a queue of their
+own so that they never wait behind an import's batches: the recovery of lost work
+(imports.recovery) and the upkeep (imports.upkeep), which also queues again every report still
+missing. The report of an import that ended in error or was cancelled is written by a task of
+its own, tried once each time: a full disk may wait hours for an operator, and the upkeep's
+schedule tries it again; it never ends its import in error, not being part of its work.
 """
 
 import logging
 import sqlite3
 
 from celery import Task, shared_task
-from celery.signals import worker_ready
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.dispatch import receiver
 
 from .batches import batch_run
-from .errors import SourceUnavailable, storage_full
+from .errors import BatchLostTooOften, SourceUnavailable, storage_full
 from .lifecycle import import_fail, import_finish
 from .models import ImportPhase, ImportStatus
+from .recovery import imports_recover
 from .reports import ended_import_report, report_failed
 from .selectors import batches_uncommitted, imports_without_report
-from .signals import import_ended, import_work_ready
+from .signals import batch_ready, import_ended, import_work_ready
 from .staging import import_split
+from .upkeep import upkeep
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +77,10 @@ def database_full(exc: BaseException) -> bool:
 
 
 def failure_reason(description: str, exc: BaseException) -> str:
-    """Why an import ended in error, in words for the operator; never the exception's text."""
+    """Why an import ended in error, in words for the operator; never the exception's text
+    (but for our own, whose words are written for the operator)."""
+    if isinstance(exc, BatchLostTooOften):
+        return str(exc)
     if storage_full(exc):
         return f"{description} failed: the storage is full. Free space, then resume the import."
     if database_full(exc):
@@ -99,9 +106,9 @@ def import_split_task(import_id: str) -> None:
     import_split(import_id)
 
 
-@shared_task(base=ImportTask, description="a batch of rows")
-def batch_run_task(import_id: str, batch_id: int) -> None:
-    batch_run(batch_id)
+@shared_task(base=ImportTask, bind=True, description="a batch of rows")
+def batch_run_task(self, import_id: str, batch_id: int) -> None:
+    batch_run(batch_id, worker=self.request.hostname or "")
 
 
 @shared_task(base=ImportTask, description="writing the report")
@@ -122,33 +129,25 @@ class ReportTask(Task):
             logger.exception("import %s: the report's failure could not be recorded", import_id)
 
 
-@shared_task(
-    base=ReportTask,
-    description="writing the report",
-    # Storage errors (a full disk, S3 gone) and a database gone are waited for without end: the
-    # report must come once they are fixed. Delays grow to ten minutes, each with jitter.
-    autoretry_for=(OSError, *DATABASE_GONE),
-    max_retries=None,
-    retry_backoff=2,
-    retry_backoff_max=600,
-)
+@shared_task(base=ReportTask, description="writing the report")
 def import_report_task(import_id: str) -> None:
     """Write the report of an import that ended in error or was cancelled (and sweep it)."""
     ended_import_report(import_id)
 
 
-@worker_ready.connect
-def reports_missing_queue(**_) -> None:
-    """At a worker's start, queue again the reports that ended imports still lack.
+@shared_task
+def imports_recover_task() -> None:
+    """Queue again the work that stopped beating (on Celery beat's schedule)."""
+    imports_recover()
 
-    A report task waiting for its next try lives in the worker that holds it: one killed (or a
-    machine lost) on the embedded filesystem broker takes it along. Two tries at once are safe.
-    """
-    try:
-        for import_id in imports_without_report():
-            import_report_task.delay(str(import_id))
-    except Exception:  # a worker starts even when the database or the broker does not answer
-        logger.exception("the reports still missing could not be queued")
+
+@shared_task
+def imports_upkeep_task() -> None:
+    """Expire, purge and sweep (on Celery beat's schedule), and queue again the reports that
+    ended imports still lack: a full storage, or a try held by a worker that died."""
+    upkeep()
+    for import_id in imports_without_report():
+        import_report_task.delay(str(import_id))
 
 
 @receiver(import_work_ready)
@@ -164,6 +163,11 @@ def work_queue(sender, import_id, phase: str, **_) -> None:
         queued += 1
     if not queued:
         import_finish_task.delay(str(import_id))
+
+
+@receiver(batch_ready)
+def batch_queue(sender, import_id, batch_id: int, **_) -> None:
+    batch_run_task.delay(str(import_id), batch_id)
 
 
 @receiver(import_ended)

@@ -178,8 +178,7 @@ def storage_fills(monkeypatch) -> None:
 def test_a_report_write_that_fills_the_storage_removes_what_it_wrote(cancelled, monkeypatch):
     # when the report task meets a full storage
     storage_fills(monkeypatch)
-    with pytest.raises(OSError):
-        ended_import_report(str(cancelled.pk))
+    ended_import_report(str(cancelled.pk))
     # then no part of the report stays, and the import says what it waits for
     assert stored_files("reports") == set()
     job = Import.objects.get(pk=cancelled.pk)
@@ -197,8 +196,7 @@ def test_the_notice_of_a_full_storage_leaves_the_error_an_import_ended_with(sour
     job = import_failed(data, "a batch of rows failed: the storage is full.")
     storage_fills(monkeypatch)
     for _ in range(2):  # said once however many tries fail
-        with pytest.raises(OSError):
-            ended_import_report(str(job.pk))
+        ended_import_report(str(job.pk))
     job.refresh_from_db()
     assert job.error == "a batch of rows failed: the storage is full."
     assert job.report_error == REPORT_WAITS_FOR_SPACE

@@ -60,7 +60,7 @@ def test_a_database_gone_mid_import_ends_it_in_error_and_resume_finishes_it(uplo
     first, second, third = batch_ids(uploaded)
     tasks.batch_run_task.apply(args=(str(uploaded.pk), first))
 
-    def database_gone(batch_id):
+    def database_gone(batch_id, worker=""):
         raise OperationalError("connection to server at 10.0.0.7 failed: secret detail")
 
     monkeypatch.setattr(tasks, "batch_run", database_gone)

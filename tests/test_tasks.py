@@ -149,11 +149,11 @@ def test_a_report_task_that_fails_never_ends_its_import_again(ended_in_error, mo
     assert not job.report
     # and the import says why its report is missing, by the failure's kind alone
     assert job.report_error == (
-        "The report could not be written (ValueError); it is tried again when a worker starts."
+        "The report could not be written (ValueError); it is tried again every few minutes."
     )
 
 
-def test_the_report_task_retries_a_full_storage_with_growing_delays_without_end(
+def test_a_report_the_storage_has_no_space_for_comes_from_the_upkeep_once_there_is(
     ended_in_error, monkeypatch
 ):
     # given a storage full for the first three tries
@@ -166,23 +166,20 @@ def test_the_report_task_retries_a_full_storage_with_growing_delays_without_end(
             raise OSError(errno.ENOSPC, "No space left on device")
         return write(job)
 
-    countdowns = []
-    retry = tasks.import_report_task.retry
-
-    def retry_seen(*args, **kwargs):
-        countdowns.append(kwargs["countdown"])
-        return retry(*args, **kwargs)
-
     monkeypatch.setattr(reports, "report_write", full_three_times)
-    monkeypatch.setattr(tasks.import_report_task, "retry", retry_seen)
-    # when (run eagerly: each retry runs at once, its delay only computed)
+    # (the report task the upkeep queues, run at once as a worker would)
+    queued_run = lambda import_id: tasks.import_report_task.apply(args=(import_id,))  # noqa: E731
+    monkeypatch.setattr(tasks.import_report_task, "delay", queued_run)
+    # when the report task tries once, then the upkeep's schedule three times
     job = report_task_run(ended_in_error)
+    assert (job.report.name, job.report_error) == ("", reports.REPORT_WAITS_FOR_SPACE)
+    for _ in range(3):
+        tasks.imports_upkeep_task.apply()
     # then the fourth try wrote the report, and the notice of a full storage is gone
-    assert len(tries) == 4 and len(countdowns) == 3
-    assert all(0 <= countdown <= 600 for countdown in countdowns)
-    assert job.report and job.error == "a batch of rows failed (OSError)."
-    assert tasks.import_report_task.max_retries is None
-    assert tasks.import_report_task.retry_backoff_max == 600
+    job.refresh_from_db()
+    assert len(tries) == 4
+    assert job.report and job.report_error == ""
+    assert job.error == "a batch of rows failed (OSError)."
 
 
 def test_a_report_task_for_an_import_deleted_meanwhile_does_nothing(ended_in_error):
@@ -200,15 +197,15 @@ def test_a_report_task_for_a_resumed_import_does_nothing(ended_in_error):
     assert (job.status, job.report.name) == (ImportStatus.ACTIVE, "")
 
 
-def test_a_starting_worker_queues_again_the_reports_still_missing(ended_in_error, monkeypatch):
-    # given an import in error without its report (the worker that held its retry died), one
+def test_the_upkeep_queues_again_the_reports_still_missing(ended_in_error, monkeypatch):
+    # given an import in error without its report (the worker that held its try died), one
     # cancelled with its report, one cancelled before it had a manifest
     reported = report_task_run(import_cancelled(csv_bytes("identifier,file_path,title", "A,a,A")))
     never_uploaded = import_cancel(import_create())
     queued = []
     monkeypatch.setattr(tasks.import_report_task, "delay", lambda *args: queued.append(args))
-    # when a worker starts
-    tasks.worker_ready.send(sender=None)
+    # when the upkeep runs
+    tasks.imports_upkeep_task.apply()
     # then only the missing report is queued
     assert queued == [(str(ended_in_error.pk),)]
     assert reported.report and not never_uploaded.manifest

@@ -194,8 +194,7 @@ def test_a_report_that_waits_for_space_says_so(api, active, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", "/srv/media/reports/x.csv")
 
     monkeypatch.setattr(reports.default_storage, "save", full)
-    with pytest.raises(OSError):
-        ended_import_report(active["uuid"])
+    ended_import_report(active["uuid"])
     monkeypatch.undo()
     # when
     response = api.get(url("imports", active["uuid"], "report"))

@@ -1,0 +1,119 @@
+"""Self-healing: work that stopped saying it is alive is found and queued again.
+
+Run by Celery beat every IMPORT_RECOVER_EVERY seconds (imports.tasks), on whichever worker
+takes it; two at once are safe, since each lost piece of work is claimed by one conditional
+write. Two kinds of silence, each IMPORT_BATCH_LOST_AFTER seconds long:
+
+- a batch that was started and stopped beating (its worker killed, its machine lost): it is
+  queued again. The commit's checks keep it exactly once even when the silent worker was only
+  slow and commits after all (imports.batches);
+- a whole import with nothing beating (its count or report was lost, or the messages of its
+  batches were): its step is queued again, as a resume would.
+
+Either, repeated more than IMPORT_BATCH_MAX_REQUEUES times, ends the import in error: a row
+that kills its worker every time must not loop for ever.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from .batches import attempt_lost
+from .errors import BatchLostTooOften
+from .lifecycle import import_fail
+from .models import Batch, EventKind, Import, ImportEvent, ImportPhase, ImportStatus
+from .selectors import batches_lost, imports_stalled
+from .signals import batch_ready_on_commit, work_ready_on_commit
+
+
+def imports_recover(now: datetime | None = None) -> None:
+    """Queue again what stopped beating for IMPORT_BATCH_LOST_AFTER seconds before `now`."""
+    now = now or timezone.now()
+    silent_since = now - timedelta(seconds=settings.IMPORT_BATCH_LOST_AFTER)
+    for batch_id in batches_lost(silent_since):
+        batch_recover(batch_id, silent_since, now)
+    for import_id in imports_stalled(silent_since):
+        import_recover(import_id, silent_since, now)
+
+
+def batch_recover(batch_id: int, silent_since: datetime, now: datetime) -> None:
+    """Queue a lost batch again, or end its import in error once it was lost too often."""
+    with transaction.atomic():
+        batch = (
+            Batch.objects.select_for_update(of=("self",))
+            .filter(
+                pk=batch_id,
+                committed_at__isnull=True,
+                heartbeat_at__lt=silent_since,
+                import_job__status=ImportStatus.ACTIVE,
+            )
+            .first()
+        )
+        if batch is None:
+            return  # another sweep took it, or it beat, committed or ended meanwhile
+        silent = int(settings.IMPORT_BATCH_LOST_AFTER)
+        worker = batch.worker or "a worker"
+        again = attempt_lost(
+            batch, now, f"stopped reporting for {silent} s on {worker}; queued again"
+        )
+        # The import's own silence is this batch's: not a stall to recover a second time.
+        Import.objects.filter(pk=batch.import_job_id).update(recovered_at=now)
+        if again:
+            batch_ready_on_commit(batch.import_job_id, batch.pk)
+    if not again:
+        lost = BatchLostTooOften(batch.number, batch.first_row, batch.last_row, batch.requeues)
+        import_fail(batch.import_job_id, str(lost))
+
+
+def import_recover(import_id, silent_since: datetime, now: datetime) -> None:
+    """Queue again the step of an import that stopped beating as a whole, as a resume would:
+    its count, its uncommitted batches, or its report."""
+    not_recovered_since = Q(recovered_at__isnull=True) | Q(recovered_at__lt=silent_since)
+    with transaction.atomic():
+        claimed = Import.objects.filter(
+            not_recovered_since,
+            pk=import_id,
+            status=ImportStatus.ACTIVE,
+            heartbeat_at__lt=silent_since,
+        ).update(
+            recovered_at=now,
+            stalls=F("stalls") + 1,
+            # A report cut short is written again from the start, by the finish step.
+            phase=Case(
+                When(phase=ImportPhase.REPORTING, then=Value(ImportPhase.IMPORTING)),
+                default=F("phase"),
+            ),
+        )
+        if not claimed:
+            return
+        job = Import.objects.get(pk=import_id)
+        again = job.stalls <= settings.IMPORT_BATCH_MAX_REQUEUES
+        ImportEvent.objects.create(
+            import_job=job, at=now, kind=EventKind.IMPORT_STALLED, detail=_stall_said(job, again)
+        )
+        if again:
+            work_ready_on_commit(job.pk, job.phase)
+    if not again:
+        import_fail(
+            import_id,
+            f"the import stopped reporting {job.stalls} times while {job.phase}, with nothing "
+            "left running: its worker may be stopping on it (out of memory, a crash, a kill).",
+        )
+
+
+def _stall_said(job: Import, again: bool) -> str:
+    silent = int(settings.IMPORT_BATCH_LOST_AFTER)
+    if not again:
+        return (
+            f"nothing reported for {silent} s while {job.phase}, {job.stalls} times; "
+            "the import ends in error"
+        )
+    step = (
+        "its rows are counted again"
+        if job.phase == ImportPhase.COUNTING
+        else ("its batches not yet committed are queued again")
+    )
+    return f"nothing reported for {silent} s while {job.phase}; {step}"
