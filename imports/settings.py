@@ -171,6 +171,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"EventKindEnum": "imports.models.EventKind"},
 }
 
 # Celery: the broker carries messages only; the database records what is done.

@@ -5,7 +5,8 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import DOCUMENT_METADATA_FIELDS, Document, Import, OnConflict
+from ..models import DOCUMENT_METADATA_FIELDS, Document, Import, ImportEvent, OnConflict
+from ..selectors import import_events
 
 
 class ErrorOutput(serializers.Serializer):
@@ -46,9 +47,17 @@ def _absolute(request, name: str, uuid) -> str:
     return request.build_absolute_uri(reverse(name, kwargs={"uuid": uuid}))
 
 
+class ImportEventOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ImportEvent
+        fields = ["at", "kind", "detail"]
+        read_only_fields = fields
+
+
 class ImportOutput(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     stale = serializers.SerializerMethodField()
+    events = serializers.SerializerMethodField()
     rows_per_second = serializers.SerializerMethodField()
     eta_seconds = serializers.SerializerMethodField()
     upload_url = serializers.SerializerMethodField()
@@ -71,6 +80,8 @@ class ImportOutput(serializers.ModelSerializer):
             "failed_rows",
             "progress",
             "stale",
+            "recovered_batches",
+            "events",
             "rows_per_second",
             "eta_seconds",
             "created_at",
@@ -91,12 +102,22 @@ class ImportOutput(serializers.ModelSerializer):
 
     @extend_schema_field(
         serializers.BooleanField(
-            help_text="Active, but no batch has reported for IMPORT_STALE_AFTER seconds: "
-            "its work was lost (a worker or the broker died). Resume or cancel it."
+            help_text="Active, but nothing has reported for IMPORT_STALE_AFTER seconds: no "
+            "worker is running it (lost work is queued again by itself once a worker runs)."
         )
     )
     def get_stale(self, job: Import) -> bool:
         return job.is_stale(timezone.now())
+
+    @extend_schema_field(
+        ImportEventOutput(
+            many=True,
+            help_text="The latest things the service did by itself to this import (work found "
+            "lost and queued again), oldest first; at most 20.",
+        )
+    )
+    def get_events(self, job: Import) -> list[dict]:
+        return ImportEventOutput(import_events(job), many=True).data
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_rows_per_second(self, job: Import) -> float | None:

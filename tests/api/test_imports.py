@@ -513,6 +513,31 @@ def test_an_active_import_that_stopped_reporting_shows_stale_and_resumes(api, ac
     assert response.json()["stale"] is False
 
 
+def test_the_status_says_what_recovery_did(api, active, settings, monkeypatch):
+    # given an import whose only batch started on a worker that then died without a word
+    monkeypatch.setattr(tasks.batch_run_task, "delay", lambda *args: None)
+    import_split(active["uuid"])
+    batch = Batch.objects.get(import_job_id=active["uuid"])
+    silent_since = timezone.now() - timedelta(seconds=settings.IMPORT_BATCH_LOST_AFTER + 1)
+    Batch.objects.filter(pk=batch.pk).update(
+        attempts=1, heartbeat_at=silent_since, worker="celery@worker-3"
+    )
+    assert api.get(url("imports", active["uuid"], "status")).json()["events"] == []
+    # when the recovery task runs
+    tasks.imports_recover_task.apply()
+    # then the status counts the batch queued again, and says which, where and when
+    status = api.get(url("imports", active["uuid"], "status")).json()
+    assert status["recovered_batches"] == 1
+    [event] = status["events"]
+    assert event["kind"] == "batch_lost"
+    assert event["detail"] == (
+        f"batch 1 (rows 1 to {batch.last_row}) stopped reporting for "
+        f"{int(settings.IMPORT_BATCH_LOST_AFTER)} s on celery@worker-3; queued again "
+        f"(1 of at most {settings.IMPORT_BATCH_MAX_REQUEUES} times)"
+    )
+    assert event["at"]
+
+
 def test_resume_an_import_still_at_work_is_409(api, active):
     assert_error(api.post(url("imports", active["uuid"], "resume")), 409, "import_not_resumable")
 
