@@ -18,7 +18,7 @@ ROWS = 3000
 
 def pool_processes(service: Service) -> list[int]:
     """The worker's pool processes: they run the tasks."""
-    [worker] = [pid for pid in children(service.pid) if "celery" in command_line(pid)]
+    [worker] = [pid for pid in children(service.pid) if " worker " in command_line(pid)]
     return children(worker)
 
 
