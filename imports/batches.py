@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -50,6 +51,8 @@ def batch_run(batch_id: int, worker: str = "") -> None:
     if batch.committed_at or job.status != ImportStatus.ACTIVE:
         return
     batch = _attempt_start(batch, worker)
+    if batch is None:
+        return
     outcomes: list[Outcome] = []
     committed = False
     try:
@@ -72,12 +75,14 @@ def batch_run(batch_id: int, worker: str = "") -> None:
         _discard(outcomes)
 
 
-def _attempt_start(batch: Batch, worker: str = "") -> Batch:
-    """Number this attempt under a row lock, so concurrent attempts get different numbers.
+def _attempt_start(batch: Batch, worker: str = "") -> Batch | None:
+    """Number this attempt under a row lock, so concurrent attempts get different numbers; None
+    when another attempt beat within IMPORT_BATCH_LOST_AFTER: this delivery is a duplicate (the
+    batch was queued again while its message was still in the broker), and a lost attempt is
+    found by its silence alone (imports.recovery).
 
-    An attempt before it that never said it ended was lost (its process died, and Celery
-    delivered the batch again at once): it is counted like one the recovery task finds, and a
-    batch lost too often is not run again.
+    An attempt before it that stopped beating longer ago is lost: it is counted here as the
+    recovery task would, and a batch lost too often is not run again.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -87,8 +92,10 @@ def _attempt_start(batch: Batch, worker: str = "") -> Batch:
             .select_related("import_job")
             .get(pk=batch.pk)
         )
+        if locked.heartbeat_at and locked.heartbeat_at >= silent_since(now):
+            return None
         given_up = locked.heartbeat_at is not None and not attempt_lost(
-            locked, now, f"was cut short on {locked.worker or 'a worker'}; delivered again"
+            locked, now, "delivered again"
         )
         if not given_up:
             locked.attempts += 1
@@ -101,7 +108,12 @@ def _attempt_start(batch: Batch, worker: str = "") -> Batch:
     return locked
 
 
-def attempt_lost(batch: Batch, now, what: str) -> bool:
+def silent_since(now: datetime) -> datetime:
+    """Work that has not beaten since then is lost."""
+    return now - timedelta(seconds=settings.IMPORT_BATCH_LOST_AFTER)
+
+
+def attempt_lost(batch: Batch, now: datetime, again_how: str) -> bool:
     """Count the last attempt at `batch` (locked by the caller) as lost, and say so in the
     import's events; whether the batch may run again (False: lost too often)."""
     batch.requeues += 1
@@ -111,7 +123,11 @@ def attempt_lost(batch: Batch, now, what: str) -> bool:
     again = batch.requeues <= limit
     rows = f"batch {batch.number} (rows {batch.first_row} to {batch.last_row})"
     if again:
-        detail = f"{rows} {what} ({batch.requeues} of at most {limit} times)"
+        silent = int(settings.IMPORT_BATCH_LOST_AFTER)
+        detail = (
+            f"{rows} stopped reporting for {silent} s on {batch.worker or 'a worker'}; "
+            f"{again_how} ({batch.requeues} of at most {limit} times)"
+        )
         Import.objects.filter(pk=batch.import_job_id).update(
             recovered_batches=F("recovered_batches") + 1
         )

@@ -159,12 +159,18 @@ class BatchLostTooOften(Exception):
     """
 
     def __init__(self, number: int, first_row: int, last_row: int, losses: int) -> None:
+        self.batch = (number, first_row, last_row, losses)
         super().__init__(
             f"batch {number} (rows {first_row} to {last_row}) was lost {losses} times: each "
             "time the worker running it stopped (out of memory, a crash, a kill) before it "
             "committed. A row in it may cause that: import those rows in a manifest of their "
             "own to find which."
         )
+
+    def __reduce__(self):
+        # Celery pickles a task's exception before its on_failure sees it; without this the
+        # exception comes back as a wrapper, and its words are lost.
+        return (type(self), self.batch)
 
 
 def storage_full(exc: BaseException) -> bool:

@@ -14,14 +14,14 @@ Either, repeated more than IMPORT_BATCH_MAX_REQUEUES times, ends the import in e
 that kills its worker every time must not loop for ever.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from .batches import attempt_lost
+from .batches import attempt_lost, silent_since
 from .errors import BatchLostTooOften
 from .lifecycle import import_fail
 from .models import Batch, EventKind, Import, ImportEvent, ImportPhase, ImportStatus
@@ -32,11 +32,11 @@ from .signals import batch_ready_on_commit, work_ready_on_commit
 def imports_recover(now: datetime | None = None) -> None:
     """Queue again what stopped beating for IMPORT_BATCH_LOST_AFTER seconds before `now`."""
     now = now or timezone.now()
-    silent_since = now - timedelta(seconds=settings.IMPORT_BATCH_LOST_AFTER)
-    for batch_id in batches_lost(silent_since):
-        batch_recover(batch_id, silent_since, now)
-    for import_id in imports_stalled(silent_since):
-        import_recover(import_id, silent_since, now)
+    since = silent_since(now)
+    for batch_id in batches_lost(since):
+        batch_recover(batch_id, since, now)
+    for import_id in imports_stalled(since):
+        import_recover(import_id, since, now)
 
 
 def batch_recover(batch_id: int, silent_since: datetime, now: datetime) -> None:
@@ -54,11 +54,7 @@ def batch_recover(batch_id: int, silent_since: datetime, now: datetime) -> None:
         )
         if batch is None:
             return  # another sweep took it, or it beat, committed or ended meanwhile
-        silent = int(settings.IMPORT_BATCH_LOST_AFTER)
-        worker = batch.worker or "a worker"
-        again = attempt_lost(
-            batch, now, f"stopped reporting for {silent} s on {worker}; queued again"
-        )
+        again = attempt_lost(batch, now, "queued again")
         # The import's own silence is this batch's: not a stall to recover a second time.
         Import.objects.filter(pk=batch.import_job_id).update(recovered_at=now)
         if again:

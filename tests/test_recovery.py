@@ -299,16 +299,30 @@ def test_a_batch_lost_more_than_the_limit_ends_the_import_in_error_with_its_repo
     assert report_statuses(report_task_run(job)) == ["imported"] * 2 + ["not_processed"] * 4
 
 
-def test_an_attempt_delivered_again_after_its_process_died_counts_as_lost(uploaded, settings):
-    # given an attempt that never said it ended (its pool process was killed)
+def test_a_delivery_while_another_attempt_beats_is_a_duplicate_and_runs_nothing(uploaded):
+    # given an attempt that beat just now (running, or its pool process just killed)
     first, *_ = batch_ids(uploaded)
     batches._attempt_start(Batch.objects.get(pk=first), WORKER)
-    # when Celery delivers the batch again and another attempt starts
+    # when the batch is delivered again (queued twice, or Celery put it back)
     again = batches._attempt_start(Batch.objects.get(pk=first), "celery@worker-2")
-    # then the first attempt is counted as lost, and the second runs
+    # then that delivery runs nothing and counts nothing: only silence makes an attempt lost
+    assert again is None
+    batch = Batch.objects.get(pk=first)
+    assert (batch.attempts, batch.requeues, batch.worker) == (1, 0, WORKER)
+    assert not uploaded.events.exists()
+
+
+def test_a_delivery_after_an_attempt_stopped_beating_counts_it_as_lost(uploaded, settings):
+    # given an attempt that stopped beating longer ago than the limit (its process died)
+    first, *_ = batch_ids(uploaded)
+    started_and_silent(first, lost_seconds(settings), timezone.now())
+    # when the batch is delivered again before the recovery task found it
+    again = batches._attempt_start(Batch.objects.get(pk=first), "celery@worker-2")
+    # then the first attempt is counted as lost, as the recovery task would, and the second runs
     assert (again.attempts, again.requeues, again.worker) == (2, 1, "celery@worker-2")
     (detail,) = events(uploaded, EventKind.BATCH_LOST)
-    assert f"was cut short on {WORKER}; delivered again" in detail
+    silent = int(settings.IMPORT_BATCH_LOST_AFTER)
+    assert f"stopped reporting for {silent} s on {WORKER}; delivered again" in detail
     assert Import.objects.get(pk=uploaded.pk).recovered_batches == 1
 
 
@@ -329,12 +343,12 @@ def test_an_attempt_that_ended_in_an_exception_is_not_taken_for_a_lost_one(uploa
 
 
 def delivered_again_after_dying_too_often(job: Import, settings, capture) -> Batch:
-    """Kill three attempts at the first batch (each cut short: its pool process killed), with at
-    most two losses allowed, then let Celery deliver it once more; the batch."""
+    """Kill three attempts at the first batch (each silent for longer than the limit), with at
+    most two losses allowed, then let it be delivered once more; the batch."""
     settings.IMPORT_BATCH_MAX_REQUEUES = 2
     first, *_ = batch_ids(job)
     for _ in range(3):
-        batches._attempt_start(Batch.objects.get(pk=first), WORKER)
+        started_and_silent(first, lost_seconds(settings), timezone.now())
     with capture(execute=True):
         result = tasks.batch_run_task.apply(args=(str(job.pk), first))
     assert result.failed()
@@ -363,13 +377,6 @@ def test_a_batch_delivered_again_too_often_after_dying_ends_the_import_in_error(
     assert report_statuses(report_task_run(job)) == ["not_processed"] * 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BatchLostTooOften cannot be unpickled (its __init__ takes four arguments, its args "
-    "hold one message), so Celery's trace hands on_failure an UnpickleableExceptionWrapper "
-    "instead, failure_reason does not recognise it, and the error reads 'a batch of rows failed "
-    "(UnpickleableExceptionWrapper).'",
-)
 def test_a_batch_delivered_again_too_often_after_dying_says_which_rows_in_the_error(
     uploaded, queued, settings, django_capture_on_commit_callbacks
 ):

@@ -182,10 +182,16 @@ def test_cancel_sweeps_an_uncommitted_attempt_in_the_background(uploaded, monkey
     assert stored_files() == set()
 
 
-def test_a_batch_delivered_twice_at_once_keeps_each_attempts_copies_apart(uploaded):
+def test_two_attempts_at_a_batch_at_once_keep_their_copies_apart(uploaded, settings):
+    # given an attempt taken for lost (silent for longer than the limit), but only slow
     first, *_ = batch_ids(uploaded)
     batch = Batch.objects.get(pk=first)
-    one, two = batches._attempt_start(batch), batches._attempt_start(batch)
+    one = batches._attempt_start(batch)
+    silent = timezone.now() - timedelta(seconds=settings.IMPORT_BATCH_LOST_AFTER + 1)
+    Batch.objects.filter(pk=first).update(heartbeat_at=silent)
+    # when another attempt starts while it still runs
+    two = batches._attempt_start(batch)
+    # then each copies into a folder of its own
     assert copies.attempt_folder(one) != copies.attempt_folder(two)
 
 

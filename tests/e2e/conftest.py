@@ -36,9 +36,9 @@ MAX_FILE_BYTES = 4096
 # bin/serve's STOP_TIMEOUT for the services of the tests: the seconds a warm stop may take
 # (a Celery worker on the filesystem broker takes about 8 s to stop even when idle).
 STOP_TIMEOUT_S = 15
-# What bin/serve promises: every process ended within STOP_TIMEOUT + 6 seconds; 2 more for the
+# What bin/serve promises: every process ended within STOP_TIMEOUT + 2 seconds; 2 more for the
 # test's own polling on a busy machine.
-STOP_BOUND_S = STOP_TIMEOUT_S + 6 + 2
+STOP_BOUND_S = STOP_TIMEOUT_S + 2 + 2
 # Set for the service alone; with the stack's, what another process needs to act on it.
 SERVICE_VARIABLES = ("DATA_DIR", "DJANGO_SETTINGS_MODULE", "IMPORT_MAX_FILE_BYTES")
 STACK_VARIABLES = (
