@@ -12,29 +12,31 @@ import sys
 import time
 from contextlib import ExitStack
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import Service, _stack_env, service_running, wait_until
-from .processes import children, command_line, group_members
+from .conftest import Service, _service_running, _stack_env, service_running, wait_until
+from .processes import children, command_line, group_members, stat_fields
+from .test_server import RECOVERY
 from .test_workers import ROWS, archive, assert_every_row_once, started
 
-# Short enough for a test; the defaults are 10, 60 and 15 seconds.
-RECOVERY = {
-    "IMPORT_HEARTBEAT_SECONDS": "0.5",
-    "IMPORT_BATCH_LOST_AFTER": "3",
-    "IMPORT_RECOVER_EVERY": "1",
-}
 # From the restart: the service's start, the loss noticed (LOST_AFTER + RECOVER_EVERY), and the
 # rest of the import, with room for a busy machine.
 FINISHED_WITHIN_S = 120
 
 
-def worker_group(service: Service) -> int:
-    """The process group of bin/serve's worker: its main process and its pool."""
-    [worker] = [pid for pid in children(service.pid) if " worker " in command_line(pid)]
-    return os.getpgid(worker)
+def worker_groups(service: Service) -> list[int]:
+    """The process groups of bin/serve's workers: each worker's main process and its pool."""
+    return [os.getpgid(pid) for pid in children(service.pid) if " worker " in command_line(pid)]
+
+
+def task_processes(service: Service) -> list[int]:
+    """The processes that run tasks: a prefork worker's pool processes, or the solo workers
+    themselves (the embedded defaults' layout, bin/serve)."""
+    workers = [pid for pid in children(service.pid) if " worker " in command_line(pid)]
+    return [pool for worker in workers for pool in children(worker)] or workers
 
 
 BATCH_TASK = re.compile(r"Task imports\.tasks\.batch_run_task\[([0-9a-f-]+)\] (received|succeeded)")
@@ -58,8 +60,16 @@ def mid_import(service: Service, job: dict) -> None:
     wait_until(some_committed_one_held, timeout_s=60, what="a batch held mid-import")
 
 
+def wchan(pid: int) -> str:
+    """Where in the kernel the process waits."""
+    return Path(f"/proc/{pid}/wchan").read_text()
+
+
 def kill_worker(service: Service) -> None:
-    os.killpg(worker_group(service), signal.SIGKILL)
+    """Every worker, main process and pool: what an OOM kill of a worker's main process, a
+    lost machine or an evicted container does."""
+    for group in worker_groups(service):
+        os.killpg(group, signal.SIGKILL)
 
 
 def kill_everything(service: Service) -> None:
@@ -83,8 +93,7 @@ def stopped(service: Service) -> None:
             os.kill(service.pid, 0)
         except ProcessLookupError:
             return True
-        # A child of the test: ended once it is a zombie.
-        return open(f"/proc/{service.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+        return stat_fields(service.pid)[0] == "Z"  # a child of the test: ended, not reaped
 
     wait_until(ended, timeout_s=60, what="bin/serve stopped")
 
@@ -125,3 +134,36 @@ def test_a_service_killed_mid_import_finishes_it_once_it_runs_again_with_no_call
                 f"(restart included): {[event['detail'] for event in events]}",
                 file=sys.stderr,
             )
+
+
+@pytest.fixture
+def healing_service(tmp_path):
+    """A service of its own (a test kills some of its processes), recovering within seconds."""
+    with ExitStack() as stack:
+        yield from _service_running(tmp_path / "service", _stack_env(stack), RECOVERY)
+
+
+def test_a_process_that_runs_tasks_killed_while_idle_stalls_nothing(healing_service):
+    service = healing_service
+    # given an idle service
+    # when one of the processes that run tasks is killed while it waits for work; of a pool's,
+    # the one reading the pool's queue, which holds the queue's lock as it waits (the stall of
+    # billiard's blocking pool on the filesystem broker)
+    waiting = sorted(task_processes(service), key=lambda pid: "pipe_read" not in wchan(pid))
+    os.kill(waiting[0], signal.SIGKILL)
+    # then an import still runs to its end
+    job = started(service, archive(service, "after-idle-kill"), batch_size=500)
+    status = service.wait_ended(job["status_url"], timeout_s=FINISHED_WITHIN_S)
+    assert_every_row_once(service, status, "after-idle-kill")
+
+
+def test_a_process_that_runs_tasks_killed_mid_batch_leaves_the_import_to_finish(healing_service):
+    service = healing_service
+    # given an import whose batches are being worked on
+    job = started(service, archive(service, "kill-one"), batch_size=300)
+    mid_import(service, job)
+    # when one of the processes that run tasks is killed, as the kernel's OOM killer would
+    os.kill(task_processes(service)[0], signal.SIGKILL)
+    # then the import finishes, with no call and no restart, every row exactly once
+    status = service.wait_ended(job["status_url"], timeout_s=FINISHED_WITHIN_S)
+    assert_every_row_once(service, status, "kill-one")

@@ -1,25 +1,15 @@
-"""Workers dying and workers side by side, with real worker processes."""
+"""Workers side by side, and the database dropping their connections, with real workers."""
 
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from ..conftest import png_bytes
 from .conftest import ROOT, Service, wait_until
-from .processes import children, command_line
 
 ROWS = 3000
-
-
-def pool_processes(service: Service) -> list[int]:
-    """The worker's pool processes: they run the tasks."""
-    [worker] = [pid for pid in children(service.pid) if " worker " in command_line(pid)]
-    return children(worker)
 
 
 def archive(service: Service, folder: str) -> bytes:
@@ -53,33 +43,6 @@ def assert_every_row_once(service: Service, status: dict, prefix: str) -> None:
     assert {line.split(",")[3] for line in report} == {"imported"}
     stored = service.stored_files(f"documents/{status['uuid']}")
     assert len(stored) == ROWS, "a stray or missing copy in storage"
-
-
-@pytest.mark.skipif(
-    settings.CELERY_BROKER_URL.startswith("filesystem://"),
-    reason=(
-        "needs Redis (.ci/run's second run): on the filesystem broker the pool processes share "
-        "one queue lock, and one killed while waiting for work holds it forever (billiard's "
-        "blocking pool; docs/operations.md, Known limits)"
-    ),
-)
-def test_a_worker_process_killed_mid_batch_loses_and_doubles_nothing(service):
-    # given an import whose batches are being worked on
-    job = started(service, archive(service, "killed"), batch_size=200)
-
-    def in_flight():
-        status = service.request("GET", job["status_url"]).json()
-        return 0 < status["processed_rows"] < ROWS - 400
-
-    wait_until(in_flight, timeout_s=60, what="batches in flight")
-    # when every pool process is killed, as the kernel's OOM killer would
-    killed = pool_processes(service)
-    for pid in killed:
-        os.kill(pid, signal.SIGKILL)
-    # then the batches they held are delivered again, and every row ends exactly once
-    status = service.wait_ended(job["status_url"], timeout_s=120)
-    assert_every_row_once(service, status, "killed")
-    assert "Worker exited prematurely" in service.log(), "no task was in flight when killed"
 
 
 def batches_run_by(log: str) -> int:
