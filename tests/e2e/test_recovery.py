@@ -33,9 +33,14 @@ def worker_groups(service: Service) -> list[int]:
 
 
 def task_processes(service: Service) -> list[int]:
-    """The processes that run tasks: a prefork worker's pool processes, or the solo workers
-    themselves (the embedded defaults' layout, bin/serve)."""
+    """The processes that run tasks, once every worker is ready: a prefork worker's pool
+    processes, or the solo workers themselves (the embedded defaults' layout, bin/serve)."""
     workers = [pid for pid in children(service.pid) if " worker " in command_line(pid)]
+    wait_until(
+        lambda: len(re.findall(r"\S+@\S+ ready\.", service.log())) == len(workers),
+        timeout_s=60,
+        what="every worker ready",
+    )
     return [pool for worker in workers for pool in children(worker)] or workers
 
 
