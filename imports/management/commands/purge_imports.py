@@ -7,7 +7,8 @@ from imports.lifecycle import imports_purge
 class Command(BaseCommand):
     help = (
         "Remove imports that ended more than IMPORT_RETENTION_DAYS ago, with their manifest and "
-        "report files; their documents stay. Schedule it daily (cron, a systemd timer)."
+        "report files; their documents stay. The upkeep task does it on Celery beat's schedule; "
+        "this command does it now, or with another number of days."
     )
 
     def add_arguments(self, parser):
