@@ -12,8 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 
-def descendants(root_pid: int) -> list[int]:
-    """Every process below `root_pid` (not itself), found through each process's parent."""
+def _children_by_parent() -> dict[int, list[int]]:
     children = defaultdict(list)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -24,6 +23,17 @@ def descendants(root_pid: int) -> list[int]:
         except (OSError, IndexError, ValueError):
             continue
         children[ppid].append(int(entry.name))
+    return children
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started."""
+    return _children_by_parent()[pid]
+
+
+def descendants(root_pid: int) -> list[int]:
+    """Every process below `root_pid` (not itself), found through each process's parent."""
+    children = _children_by_parent()
     found, todo = [], list(children[root_pid])
     while todo:
         pid = todo.pop()
@@ -33,7 +43,8 @@ def descendants(root_pid: int) -> list[int]:
 
 
 def role(pid: int) -> str:
-    """`web` (imports.web, waitress), `worker` (celery) or `other`, from the command line."""
+    """`web` (imports.web, waitress), `beat` (celery beat), `worker` (a celery worker) or
+    `other`, from the command line."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             words = cmdline.read().replace(b"\0", b" ")
@@ -41,7 +52,9 @@ def role(pid: int) -> str:
         return "other"
     if b"imports.web" in words:
         return "web"
-    return "worker" if b"celery" in words else "other"
+    if b"celery" not in words:
+        return "other"
+    return "beat" if b" beat " in words else "worker"
 
 
 def _kib(path: str, names: tuple[str, ...]) -> dict[str, int]:

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from procfs import MemorySampler, cpu_seconds
+from procfs import MemorySampler, children, cpu_seconds, role
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -46,7 +46,7 @@ STACK_VARIABLES = (
     "WORKER_CONCURRENCY",
 )
 ENDED = ("finished", "error", "cancelled")
-WORKER_READY = re.compile(r"celery@\S+ ready\.")
+WORKER_READY = re.compile(r"\S+@\S+ ready\.")
 TASK_DONE = re.compile(r"Task imports\.tasks\.(\w+)\[[^\]]+\] succeeded in ([0-9.]+)s")
 
 
@@ -283,14 +283,14 @@ def service_running(data_dir: Path, env: dict[str, str]) -> Iterator[Service]:
 
 
 def _wait_up(service: Service, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    """Until the web answers and the worker says it is ready, then a second to settle."""
+    """Until the web answers and every worker says it is ready, then a second to settle."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"bin/serve exited:\n{service.log_path.read_text()[-3000:]}")
-        if _answers(service.base_url + "/api/v1/schema/") and WORKER_READY.search(
-            service.log_path.read_text(errors="replace")
-        ):
+        ready = len(WORKER_READY.findall(service.log_path.read_text(errors="replace")))
+        workers = sum(role(pid) == "worker" for pid in children(process.pid))
+        if _answers(service.base_url + "/api/v1/schema/") and workers and ready >= workers:
             time.sleep(1)
             return
         time.sleep(0.2)
