@@ -4,8 +4,6 @@ The thread writes through its own connection, so these tests commit for real
 (`transaction=True`), and wait for its beats by polling with a deadline.
 """
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -16,16 +14,9 @@ from imports.batches import batch_run
 from imports.heartbeats import Heartbeat
 from imports.models import Batch, Import
 
+from .waiting import wait_until
+
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def wait_until(check: Callable[[], object], *, timeout_s: float = 10.0, what: str = "") -> object:
-    """Poll `check` until it returns something truthy; fail after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"{what or 'condition'} not true after {timeout_s}s"
-        time.sleep(0.01)
-    return result
 
 
 def import_beat_at(job: Import) -> datetime | None:
@@ -60,7 +51,9 @@ def test_a_heartbeat_beats_the_import_and_its_attempt_every_interval(uploaded, s
         # and they beat again, not once only
         beat = batch_beat_at(first)
         wait_until(lambda: batch_beat_at(first) > beat, what="the batch's second beat")
-        wait_until(lambda: import_beat_at(uploaded) > beat, what="the import's second beat")
+        wait_until(
+            lambda: import_beat_at(uploaded) > beat, what="the import's second beat", every_s=0.01
+        )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,9 +68,15 @@ def test_an_earlier_attempts_heartbeat_does_not_speak_for_the_batch(uploaded, se
     silenced(uploaded, first)
     # when the earlier attempt, still running somewhere, beats twice
     with Heartbeat(uploaded.pk, first, earlier.attempts):
-        wait_until(lambda: import_beat_at(uploaded) > LONG_AGO, what="the import's first beat")
+        wait_until(
+            lambda: import_beat_at(uploaded) > LONG_AGO,
+            what="the import's first beat",
+            every_s=0.01,
+        )
         beat = import_beat_at(uploaded)
-        wait_until(lambda: import_beat_at(uploaded) > beat, what="the import's second beat")
+        wait_until(
+            lambda: import_beat_at(uploaded) > beat, what="the import's second beat", every_s=0.01
+        )
     # then the import heard it, but the batch is still as silent as its later attempt left it
     assert batch_beat_at(first) == LONG_AGO
 
@@ -127,5 +126,9 @@ def test_a_beat_the_database_refused_does_not_stop_the_next_ones(uploaded, setti
     Import.objects.filter(pk=uploaded.pk).update(heartbeat_at=LONG_AGO)
     # when the heartbeat runs, then the next beat is recorded all the same
     with Heartbeat(uploaded.pk):
-        wait_until(lambda: import_beat_at(uploaded) > LONG_AGO, what="a beat after the refusal")
+        wait_until(
+            lambda: import_beat_at(uploaded) > LONG_AGO,
+            what="a beat after the refusal",
+            every_s=0.01,
+        )
     assert len(tries) >= 2

@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from imports.errors import AnotherImportOpen
 from imports.lifecycle import import_create
@@ -17,6 +17,8 @@ from imports.models import (
     Row,
     RowStatus,
 )
+
+from .waiting import on_threads
 
 
 @pytest.mark.django_db
@@ -54,15 +56,9 @@ def test_sixteen_concurrent_creates_open_exactly_one_import():
             outcomes.append("created")
         except AnotherImportOpen:
             outcomes.append("refused")
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=create) for _ in range(16)]
     # when
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert on_threads(create, 16) == []
     # then
     assert sorted(outcomes) == ["created"] + ["refused"] * 15
     assert Import.objects.count() == 1

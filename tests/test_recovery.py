@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from imports import batches, recovery, tasks
@@ -29,6 +28,7 @@ from imports.selectors import batches_lost
 from .background import report_task_run
 from .conftest import stored_files
 from .factories import csv_bytes, import_uploaded, run_inline, scans_in
+from .waiting import on_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -242,22 +242,8 @@ def test_two_sweeps_at_the_same_instant_queue_a_lost_batch_once(
         return lost
 
     monkeypatch.setattr(recovery, "batches_lost", lost_then_wait)
-    failures: list[BaseException] = []
-
-    def recover() -> None:
-        try:
-            recovery.imports_recover(now)
-        except BaseException as error:  # said by the assertion below
-            failures.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=recover) for _ in range(2)]
     # when
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = on_threads(lambda: recovery.imports_recover(now), 2)
     # then
     assert failures == []
     assert queued == [("batch", (str(uploaded.pk), first))]

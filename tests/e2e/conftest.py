@@ -13,11 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,8 @@ import pytest
 import redis
 from django.conf import settings
 from psycopg import sql
+
+from ..waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE_BYTES = 4096
@@ -55,15 +56,6 @@ STACK_VARIABLES = (
     "AWS_S3_ENDPOINT_URL",
     "AWS_S3_ADDRESSING_STYLE",
 )
-
-
-def wait_until(check: Callable[[], object], *, timeout_s: float = 60.0, what: str = "") -> object:
-    """Poll `check` until it returns something truthy; fail after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"{what or 'condition'} not true after {timeout_s}s"
-        time.sleep(0.1)
-    return result
 
 
 @dataclass
