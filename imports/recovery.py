@@ -39,7 +39,7 @@ def imports_recover(now: datetime | None = None) -> None:
         import_recover(import_id, since, now)
 
 
-def batch_recover(batch_id: int, silent_since: datetime, now: datetime) -> None:
+def batch_recover(batch_id: int, since: datetime, now: datetime) -> None:
     """Queue a lost batch again, or end its import in error once it was lost too often."""
     with transaction.atomic():
         batch = (
@@ -47,7 +47,7 @@ def batch_recover(batch_id: int, silent_since: datetime, now: datetime) -> None:
             .filter(
                 pk=batch_id,
                 committed_at__isnull=True,
-                heartbeat_at__lt=silent_since,
+                heartbeat_at__lt=since,
                 import_job__status=ImportStatus.ACTIVE,
             )
             .first()
@@ -64,16 +64,16 @@ def batch_recover(batch_id: int, silent_since: datetime, now: datetime) -> None:
         import_fail(batch.import_job_id, str(lost))
 
 
-def import_recover(import_id, silent_since: datetime, now: datetime) -> None:
+def import_recover(import_id, since: datetime, now: datetime) -> None:
     """Queue again the step of an import that stopped beating as a whole, as a resume would:
     its count, its uncommitted batches, or its report."""
-    not_recovered_since = Q(recovered_at__isnull=True) | Q(recovered_at__lt=silent_since)
+    not_recovered_since = Q(recovered_at__isnull=True) | Q(recovered_at__lt=since)
     with transaction.atomic():
         claimed = Import.objects.filter(
             not_recovered_since,
             pk=import_id,
             status=ImportStatus.ACTIVE,
-            heartbeat_at__lt=silent_since,
+            heartbeat_at__lt=since,
         ).update(
             recovered_at=now,
             stalls=F("stalls") + 1,
@@ -107,9 +107,6 @@ def _stall_said(job: Import, again: bool) -> str:
             f"nothing reported for {silent} s while {job.phase}, {job.stalls} times; "
             "the import ends in error"
         )
-    step = (
-        "its rows are counted again"
-        if job.phase == ImportPhase.COUNTING
-        else ("its batches not yet committed are queued again")
-    )
-    return f"nothing reported for {silent} s while {job.phase}; {step}"
+    if job.phase == ImportPhase.COUNTING:
+        return f"nothing reported for {silent} s while counting; its rows are counted again"
+    return f"nothing reported for {silent} s while {job.phase}; its remaining work is queued again"
