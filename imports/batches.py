@@ -113,9 +113,11 @@ def silent_since(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.IMPORT_BATCH_LOST_AFTER)
 
 
-def attempt_lost(batch: Batch, now: datetime, again_how: str) -> bool:
+def attempt_lost(batch: Batch, now: datetime, again_how: str, how: str = "") -> bool:
     """Count the last attempt at `batch` (locked by the caller) as lost, and say so in the
-    import's events; whether the batch may run again (False: lost too often)."""
+    import's events; whether the batch may run again (False: lost too often).
+
+    `how` it was lost: by default, its silence."""
     batch.requeues += 1
     batch.heartbeat_at = None
     batch.save(update_fields=["requeues", "heartbeat_at"])
@@ -123,9 +125,9 @@ def attempt_lost(batch: Batch, now: datetime, again_how: str) -> bool:
     again = batch.requeues <= limit
     rows = f"batch {batch.number} (rows {batch.first_row} to {batch.last_row})"
     if again:
-        silent = int(settings.IMPORT_BATCH_LOST_AFTER)
+        how = how or f"stopped reporting for {int(settings.IMPORT_BATCH_LOST_AFTER)} s"
         detail = (
-            f"{rows} stopped reporting for {silent} s on {batch.worker or 'a worker'}; "
+            f"{rows} {how} on {batch.worker or 'a worker'}; "
             f"{again_how} ({batch.requeues} of at most {limit} times)"
         )
         Import.objects.filter(pk=batch.import_job_id).update(

@@ -64,6 +64,30 @@ def batch_recover(batch_id: int, since: datetime, now: datetime) -> None:
         import_fail(batch.import_job_id, str(lost))
 
 
+def batch_process_lost(batch_id: int, now: datetime | None = None) -> None:
+    """Queue again at once a batch whose pool process died: the worker's main process saw it
+    (Celery's WorkerLostError), so there is no silence to wait for. Counted as the recovery
+    task counts a lost batch, if it had started; a batch whose message died with the process
+    before it started is only queued again."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        batch = (
+            Batch.objects.select_for_update(of=("self",))
+            .filter(pk=batch_id, committed_at__isnull=True, import_job__status=ImportStatus.ACTIVE)
+            .first()
+        )
+        if batch is None:
+            return
+        again = batch.heartbeat_at is None or attempt_lost(
+            batch, now, "queued again at once", how="lost its process"
+        )
+        if again:
+            batch_ready_on_commit(batch.import_job_id, batch.pk)
+    if not again:
+        lost = BatchLostTooOften(batch.number, batch.first_row, batch.last_row, batch.requeues)
+        import_fail(batch.import_job_id, str(lost))
+
+
 def import_recover(import_id, since: datetime, now: datetime) -> None:
     """Queue again the step of an import that stopped beating as a whole, as a resume would:
     its count, its uncommitted batches, or its report."""

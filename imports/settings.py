@@ -177,9 +177,9 @@ SPECTACULAR_SETTINGS = {
 # Celery: the broker carries messages only; the database records what is done.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_TASK_ACKS_LATE = True
-# A task whose pool process died is not delivered again at once (task_reject_on_worker_lost):
-# its batch is found by its silence and queued again by the recovery task, counted, so that a
-# row that kills its worker every time cannot loop for ever.
+# A task whose pool process died is not put back by Celery (task_reject_on_worker_lost): its
+# batch is queued again by imports.tasks.batch_process_lost_queue, counted, so that a row that
+# kills its worker every time cannot loop for ever.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -20,7 +20,9 @@ schedule tries it again; it never ends its import in error, not being part of it
 import logging
 import sqlite3
 
+from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
+from celery.signals import task_failure
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.dispatch import receiver
 
@@ -28,7 +30,7 @@ from .batches import batch_run
 from .errors import BatchLostTooOften, SourceUnavailable, storage_full
 from .lifecycle import import_fail, import_finish
 from .models import ImportPhase, ImportStatus
-from .recovery import imports_recover
+from .recovery import batch_process_lost, imports_recover
 from .reports import ended_import_report, report_failed
 from .selectors import batches_uncommitted, imports_without_report
 from .signals import batch_ready, import_ended, import_work_ready
@@ -148,6 +150,14 @@ def imports_upkeep_task() -> None:
     upkeep()
     for import_id in imports_without_report():
         import_report_task.delay(str(import_id))
+
+
+@task_failure.connect
+def batch_process_lost_queue(sender=None, exception=None, args=(), **_) -> None:
+    """A pool process died while it held a batch (the OOM killer, a crash): the worker's main
+    process says so at once, so the batch is queued again now rather than after its silence."""
+    if isinstance(exception, WorkerLostError) and sender.name == batch_run_task.name:
+        batch_process_lost(args[1])
 
 
 @receiver(import_work_ready)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
+from billiard.exceptions import WorkerLostError
+from celery.signals import task_failure
 from django.utils import timezone
 
 from imports import batches, recovery, tasks
@@ -248,6 +250,75 @@ def test_two_sweeps_at_the_same_instant_queue_a_lost_batch_once(
     assert failures == []
     assert queued == [("batch", (str(uploaded.pk), first))]
     assert Batch.objects.get(pk=first).requeues == 1
+
+
+# A pool process that died, said at once by the worker's main process
+
+
+def process_lost(batch_id: int, capture, exception: BaseException | None = None) -> None:
+    """Celery's task_failure, as the worker's main process sends it when a pool process died."""
+    with capture(execute=True):
+        task_failure.send(
+            sender=tasks.batch_run_task,
+            task_id="t",
+            exception=exception
+            or WorkerLostError("Worker exited prematurely: signal 9 (SIGKILL)."),
+            args=("import", batch_id),
+            kwargs={},
+            traceback=None,
+            einfo=None,
+        )
+
+
+def test_a_batch_whose_pool_process_died_is_queued_again_at_once_and_counted(
+    uploaded, queued, django_capture_on_commit_callbacks
+):
+    # given an attempt that just started (no silence to wait for)
+    first, *_ = batch_ids(uploaded)
+    batches._attempt_start(Batch.objects.get(pk=first), WORKER)
+    # when the worker's main process says its pool process died
+    process_lost(first, django_capture_on_commit_callbacks)
+    # then the batch is queued again now, counted and said
+    assert queued == [("batch", (str(uploaded.pk), first))]
+    batch = Batch.objects.get(pk=first)
+    assert (batch.requeues, batch.heartbeat_at) == (1, None)
+    (detail,) = events(uploaded, EventKind.BATCH_LOST)
+    assert f"lost its process on {WORKER}; queued again at once (1 of at most" in detail
+
+
+def test_a_batch_whose_message_died_with_its_process_before_it_started_is_only_queued_again(
+    uploaded, queued, django_capture_on_commit_callbacks
+):
+    first, *_ = batch_ids(uploaded)
+    process_lost(first, django_capture_on_commit_callbacks)
+    assert queued == [("batch", (str(uploaded.pk), first))]
+    assert Batch.objects.get(pk=first).requeues == 0
+    assert not uploaded.events.exists()
+
+
+def test_a_batch_that_failed_otherwise_is_not_taken_for_a_lost_process(
+    uploaded, queued, django_capture_on_commit_callbacks
+):
+    first, *_ = batch_ids(uploaded)
+    batches._attempt_start(Batch.objects.get(pk=first), WORKER)
+    process_lost(first, django_capture_on_commit_callbacks, ValueError("a bug"))
+    assert queued == []
+    assert Batch.objects.get(pk=first).requeues == 0
+
+
+def test_a_batch_whose_pool_process_dies_every_time_ends_the_import_in_error(
+    uploaded, queued, settings, django_capture_on_commit_callbacks
+):
+    settings.IMPORT_BATCH_MAX_REQUEUES = 2
+    first, *_ = batch_ids(uploaded)
+    for _ in range(3):
+        batches._attempt_start(Batch.objects.get(pk=first), WORKER)
+        process_lost(first, django_capture_on_commit_callbacks)
+    job = Import.objects.get(pk=uploaded.pk)
+    batch = Batch.objects.get(pk=first)
+    assert job.status == ImportStatus.ERROR
+    assert job.error == str(BatchLostTooOften(1, batch.first_row, batch.last_row, 3))
+    assert queued[-1] == ("report", (str(job.pk),))
 
 
 # Giving up
