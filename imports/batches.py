@@ -148,7 +148,7 @@ def _attempt_end(batch: Batch) -> None:
     """Say this attempt stopped without committing, so that it is not taken for a lost one."""
     try:
         Batch.objects.filter(pk=batch.pk, attempts=batch.attempts).update(heartbeat_at=None)
-    except DatabaseError:  # the database is gone: the next attempt counts this one as lost
+    except DatabaseError:  # the database is gone: the batch is taken for lost once it is silent
         logger.warning("batch %s: the end of an attempt could not be recorded", batch.pk)
 
 
