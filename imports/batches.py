@@ -104,8 +104,13 @@ def _attempt_start(batch: Batch, worker: str = "") -> Batch | None:
             locked.save(update_fields=["attempts", "heartbeat_at", "worker"])
             Import.objects.filter(pk=locked.import_job_id).update(heartbeat_at=now)
     if given_up:
-        raise BatchLostTooOften(locked.number, locked.first_row, locked.last_row, locked.requeues)
+        raise lost_too_often(locked)
     return locked
+
+
+def lost_too_often(batch: Batch) -> BatchLostTooOften:
+    """The error that ends a batch's import once it was lost too often, naming its rows."""
+    return BatchLostTooOften(batch.number, batch.first_row, batch.last_row, batch.requeues)
 
 
 def silent_since(now: datetime) -> datetime:

@@ -21,8 +21,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from .batches import attempt_lost, silent_since
-from .errors import BatchLostTooOften
+from .batches import attempt_lost, lost_too_often, silent_since
 from .lifecycle import import_fail
 from .models import Batch, EventKind, Import, ImportEvent, ImportPhase, ImportStatus
 from .selectors import batches_lost, imports_stalled
@@ -40,28 +39,9 @@ def imports_recover(now: datetime | None = None) -> None:
 
 
 def batch_recover(batch_id: int, since: datetime, now: datetime) -> None:
-    """Queue a lost batch again, or end its import in error once it was lost too often."""
-    with transaction.atomic():
-        batch = (
-            Batch.objects.select_for_update(of=("self",))
-            .filter(
-                pk=batch_id,
-                committed_at__isnull=True,
-                heartbeat_at__lt=since,
-                import_job__status=ImportStatus.ACTIVE,
-            )
-            .first()
-        )
-        if batch is None:
-            return  # another sweep took it, or it beat, committed or ended meanwhile
-        again = attempt_lost(batch, now, "queued again")
-        # The import's own silence is this batch's: not a stall to recover a second time.
-        Import.objects.filter(pk=batch.import_job_id).update(recovered_at=now)
-        if again:
-            batch_ready_on_commit(batch.import_job_id, batch.pk)
-    if not again:
-        lost = BatchLostTooOften(batch.number, batch.first_row, batch.last_row, batch.requeues)
-        import_fail(batch.import_job_id, str(lost))
+    """Queue a batch silent since `since` again, or end its import in error once it was lost
+    too often."""
+    _batch_requeue(batch_id, now, "queued again", silent_since=since)
 
 
 def batch_process_lost(batch_id: int, now: datetime | None = None) -> None:
@@ -69,23 +49,45 @@ def batch_process_lost(batch_id: int, now: datetime | None = None) -> None:
     (Celery's WorkerLostError), so there is no silence to wait for. Counted as the recovery
     task counts a lost batch, if it had started; a batch whose message died with the process
     before it started is only queued again."""
-    now = now or timezone.now()
+    _batch_requeue(batch_id, now or timezone.now(), "queued again at once", how="lost its process")
+
+
+def _batch_requeue(
+    batch_id: int,
+    now: datetime,
+    again_how: str,
+    *,
+    silent_since: datetime | None = None,
+    how: str = "",
+) -> None:
+    """Count the batch's last attempt as lost (if it started) and queue the batch again, under
+    its row lock; past the limit, end its import in error instead.
+
+    With `silent_since`, the loss is its silence: the batch must still be silent since then
+    (a second sweep finds nothing to take), and it stands for the import's own silence.
+    """
+    still_lost = Q(heartbeat_at__lt=silent_since) if silent_since else Q()
     with transaction.atomic():
         batch = (
             Batch.objects.select_for_update(of=("self",))
-            .filter(pk=batch_id, committed_at__isnull=True, import_job__status=ImportStatus.ACTIVE)
+            .filter(
+                still_lost,
+                pk=batch_id,
+                committed_at__isnull=True,
+                import_job__status=ImportStatus.ACTIVE,
+            )
             .first()
         )
         if batch is None:
-            return
-        again = batch.heartbeat_at is None or attempt_lost(
-            batch, now, "queued again at once", how="lost its process"
-        )
+            return  # another sweep took it, or it beat, committed or ended meanwhile
+        again = batch.heartbeat_at is None or attempt_lost(batch, now, again_how, how=how)
+        if silent_since:
+            # The import's own silence is this batch's: not a stall to recover a second time.
+            Import.objects.filter(pk=batch.import_job_id).update(recovered_at=now)
         if again:
             batch_ready_on_commit(batch.import_job_id, batch.pk)
     if not again:
-        lost = BatchLostTooOften(batch.number, batch.first_row, batch.last_row, batch.requeues)
-        import_fail(batch.import_job_id, str(lost))
+        import_fail(batch.import_job_id, str(lost_too_often(batch)))
 
 
 def import_recover(import_id, since: datetime, now: datetime) -> None:
