@@ -27,21 +27,26 @@ from .test_workers import ROWS, archive, assert_every_row_once, started
 FINISHED_WITHIN_S = 120
 
 
+def workers(service: Service) -> list[int]:
+    """bin/serve's workers: each one's main process."""
+    return [pid for pid in children(service.pid) if " worker " in command_line(pid)]
+
+
 def worker_groups(service: Service) -> list[int]:
     """The process groups of bin/serve's workers: each worker's main process and its pool."""
-    return [os.getpgid(pid) for pid in children(service.pid) if " worker " in command_line(pid)]
+    return [os.getpgid(pid) for pid in workers(service)]
 
 
 def task_processes(service: Service) -> list[int]:
     """The processes that run tasks, once every worker is ready: a prefork worker's pool
     processes, or the solo workers themselves (the embedded defaults' layout, bin/serve)."""
-    workers = [pid for pid in children(service.pid) if " worker " in command_line(pid)]
+    mains = workers(service)
     wait_until(
-        lambda: len(re.findall(r"\S+@\S+ ready\.", service.log())) == len(workers),
+        lambda: len(re.findall(r"\S+@\S+ ready\.", service.log())) == len(mains),
         timeout_s=60,
         what="every worker ready",
     )
-    return [pool for worker in workers for pool in children(worker)] or workers
+    return [pool for main in mains for pool in children(main)] or mains
 
 
 BATCH_TASK = re.compile(r"Task imports\.tasks\.batch_run_task\[([0-9a-f-]+)\] (received|succeeded)")
