@@ -56,6 +56,29 @@ class ImportNotResumable(ImportConflict):
     )
 
 
+class ImportAlreadyRolledBack(ImportConflict):
+    code = "import_already_rolled_back"
+    default_detail = "This import has already been rolled back."
+
+
+class RollbackNotCancellable(ImportConflict):
+    code = "rollback_not_cancellable"
+    default_detail = (
+        "This import is being rolled back; a rollback cannot be stopped halfway. It ends by "
+        "itself."
+    )
+
+
+class NoWorkerRunning(ImportConflict):
+    """Nothing would run the import: said before one is opened, so nothing waits for ever."""
+
+    code = "no_worker_running"
+    default_detail = (
+        "No worker is running, so nothing would import the rows: start the service "
+        "(make serve) or a Celery worker, then try again."
+    )
+
+
 class ReportNotReady(ImportConflict):
     code = "report_not_ready"
     default_detail = "The report is being written; try again in a moment."
@@ -123,8 +146,41 @@ class ManifestTooLarge(BulkImportError):
     code = "manifest_too_large"
 
 
-class OptionNotSupported(BulkImportError):
-    code = "option_not_supported"
+class SourceNotAllowed(BulkImportError):
+    """A source other than the service's own was asked for (the command's --source)."""
+
+    code = "source_not_allowed"
+
+
+class CallbackRefused(BulkImportError):
+    """A callback_url the service will not call; its detail says why, in plain words."""
+
+    code = "callback_refused"
+
+
+class CallbacksNotConfigured(CallbackRefused):
+    code = "callbacks_not_configured"
+    default_detail = (
+        "This service sends no callbacks: IMPORT_CALLBACK_ALLOWED_HOSTS and "
+        "IMPORT_CALLBACK_SECRET are not both set."
+    )
+
+
+class CallbackUrlInvalid(CallbackRefused):
+    code = "callback_url_invalid"
+    default_detail = "The callback_url must be an http or https URL with a host name."
+
+
+class CallbackHostNotAllowed(CallbackRefused):
+    code = "callback_host_not_allowed"
+    default_detail = "The callback_url's host is not in IMPORT_CALLBACK_ALLOWED_HOSTS."
+
+
+class CallbackAddressNotAllowed(CallbackRefused):
+    """The host resolves to a loopback, private, link-local or otherwise internal address that
+    is not itself listed, or does not resolve at all."""
+
+    code = "callback_address_not_allowed"
 
 
 class SourceProblem(Exception):

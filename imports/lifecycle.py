@@ -27,7 +27,6 @@ from .errors import (
     ImportNotResumable,
     ImportStillOpen,
     ManifestDigestMismatch,
-    OptionNotSupported,
 )
 from .heartbeats import Heartbeat
 from .manifest import detect_format
@@ -44,6 +43,7 @@ from .reports import report_delete, report_write, reports_delete
 from .selectors import batches_uncommitted, imports_expire_pending
 from .signals import ended_on_commit, work_ready_on_commit
 from .sources import source_from_settings
+from .webhooks import callback_url_check
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,12 @@ def import_create(
     batch_size: int | None = None,
     callback_url: str = "",
 ) -> Import:
-    """Open a new import, or raise AnotherImportOpen while one is pending or active."""
+    """Open a new import, or raise AnotherImportOpen while one is pending or active.
+
+    A callback_url is checked first (webhooks.callback_url_check), and refused unless allowed.
+    """
     if callback_url:
-        raise OptionNotSupported("callback_url is not supported yet.")
+        callback_url_check(callback_url)
     imports_expire_pending()
     try:
         with transaction.atomic():
@@ -71,6 +74,7 @@ def import_create(
                 dry_run=dry_run,
                 on_conflict=on_conflict,
                 batch_size=batch_size or settings.IMPORT_BATCH_SIZE,
+                callback_url=callback_url,
             )
     except IntegrityError:
         # The one_open_import constraint: the database, not a prior check, decides.
@@ -269,3 +273,9 @@ def imports_purge(days: int) -> int:
             continue
         purged += 1
     return purged
+
+
+def import_rollback(job: Import) -> Import:
+    """Start undoing an ended import: the documents it created are deleted in background batches
+    (imports.rollbacks), under the one-open-import lock. (Being written: issue 12.)"""
+    raise NotImplementedError

@@ -19,10 +19,16 @@ class ImportStatus(models.TextChoices):
     FINISHED = "finished"
     ERROR = "error"
     CANCELLED = "cancelled"
+    ROLLED_BACK = "rolled_back"
 
 
 OPEN_STATUSES = (ImportStatus.PENDING, ImportStatus.ACTIVE)
-ENDED_STATUSES = (ImportStatus.FINISHED, ImportStatus.ERROR, ImportStatus.CANCELLED)
+ENDED_STATUSES = (
+    ImportStatus.FINISHED,
+    ImportStatus.ERROR,
+    ImportStatus.CANCELLED,
+    ImportStatus.ROLLED_BACK,
+)
 
 
 class ImportPhase(models.TextChoices):
@@ -30,12 +36,21 @@ class ImportPhase(models.TextChoices):
     COUNTING = "counting"
     IMPORTING = "importing"
     REPORTING = "reporting"
+    # Undoing an ended import: it holds the one-open-import lock again meanwhile.
+    ROLLING_BACK = "rolling_back"
 
 
 class OnConflict(models.TextChoices):
     FAIL = "fail"
     SKIP = "skip"
     UPDATE = "update"
+
+
+class CallbackState(models.TextChoices):
+    NONE = "", "none"
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
 
 
 class RowStatus(models.TextChoices):
@@ -105,6 +120,42 @@ class Import(models.Model):
         default=False, help_text="Whether the upkeep dropped the cells its rows no longer need."
     )
 
+    callback_url = models.URLField(
+        max_length=2000,
+        blank=True,
+        help_text="Where the status body is POSTed, signed, each time the import ends.",
+    )
+    callback_state = models.CharField(
+        max_length=16, choices=CallbackState.choices, default=CallbackState.NONE, blank=True
+    )
+    callback_for = models.CharField(
+        max_length=16, blank=True, help_text="The status whose end the last delivery announces."
+    )
+    callback_attempts = models.PositiveIntegerField(
+        default=0, help_text="Tries of the last delivery so far."
+    )
+    callback_http_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="What the receiver answered to the last try, if it did."
+    )
+    callback_at = models.DateTimeField(null=True, blank=True, help_text="When it was last tried.")
+    callback_error = models.CharField(
+        max_length=255, blank=True, help_text="Why the last try failed, in plain words."
+    )
+
+    rollback_started_at = models.DateTimeField(null=True, blank=True)
+    rollback_finished_at = models.DateTimeField(null=True, blank=True)
+    rollback_rows = models.PositiveBigIntegerField(
+        default=0, help_text="Imported rows the rollback has been through."
+    )
+    documents_deleted = models.PositiveBigIntegerField(
+        default=0, help_text="Documents this import created that its rollback deleted."
+    )
+    documents_kept = models.PositiveBigIntegerField(
+        default=0,
+        help_text="Documents its rollback kept: changed since by a later import, or only "
+        "updated by this one.",
+    )
+
     class Meta:
         ordering = ["-created_at"]
         permissions = [("run_import", "Can run imports")]
@@ -146,6 +197,29 @@ class Import(models.Model):
                 name="import_phase_matches_status",
             ),
             models.CheckConstraint(condition=Q(batch_size__gte=1), name="batch_size_positive"),
+            models.CheckConstraint(
+                condition=Q(callback_state__in=CallbackState.values),
+                name="import_callback_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(callback_url="") | Q(callback_url__regex=r"^https?://"),
+                name="import_callback_url_is_http",
+            ),
+            # Rolled back exactly when its rollback finished, and finished only once started.
+            models.CheckConstraint(
+                condition=Q(status=ImportStatus.ROLLED_BACK, rollback_finished_at__isnull=False)
+                | (~Q(status=ImportStatus.ROLLED_BACK) & Q(rollback_finished_at__isnull=True)),
+                name="import_rolled_back_when_finished",
+            ),
+            models.CheckConstraint(
+                condition=Q(rollback_finished_at__isnull=True)
+                | Q(rollback_started_at__isnull=False),
+                name="import_rollback_started_before_finished",
+            ),
+            models.CheckConstraint(
+                condition=Q(rollback_rows__lte=F("imported_rows")),
+                name="rollback_rows_within_imported",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -206,6 +280,9 @@ class Batch(models.Model):
     requeues = models.PositiveIntegerField(
         default=0, help_text="How many times an attempt at it was lost and it was queued again."
     )
+    rolled_back_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the import's rollback went through its rows."
+    )
 
     class Meta:
         ordering = ["import_job", "number"]
@@ -218,6 +295,10 @@ class Batch(models.Model):
                 condition=Q(committed_at__isnull=True, committed_attempt__isnull=True)
                 | Q(committed_attempt__gte=1, committed_attempt__lte=F("attempts")),
                 name="batch_committed_by_an_attempt",
+            ),
+            models.CheckConstraint(
+                condition=Q(rolled_back_at__isnull=True) | Q(committed_at__isnull=False),
+                name="batch_rolled_back_once_committed",
             ),
         ]
 
@@ -276,6 +357,52 @@ class ImportEvent(models.Model):
         return f"{self.kind} of import {self.import_job_id} at {self.at}"
 
 
+class RollbackAction(models.TextChoices):
+    DELETED = "deleted"
+    KEPT = "kept"
+
+
+class KeptBecause(models.TextChoices):
+    NOT_KEPT = "", "not kept"
+    CHANGED_SINCE = "changed_since", "changed since by a later import"
+    ONLY_UPDATED = "only_updated", "only updated by this import, not created"
+
+
+class RollbackOutcome(models.Model):
+    """What the rollback of an import did with the document of one of its imported rows."""
+
+    import_job = models.ForeignKey(
+        Import, related_name="rollback_outcomes", on_delete=models.CASCADE
+    )
+    row_number = models.PositiveBigIntegerField()
+    identifier = models.CharField(max_length=255)
+    document_uuid = models.UUIDField(help_text="The document's uuid, kept after it is deleted.")
+    action = models.CharField(max_length=8, choices=RollbackAction.choices)
+    kept_because = models.CharField(
+        max_length=16, choices=KeptBecause.choices, default=KeptBecause.NOT_KEPT, blank=True
+    )
+
+    class Meta:
+        ordering = ["import_job", "row_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["import_job", "row_number"], name="one_rollback_outcome_per_row"
+            ),
+            # Kept exactly when there is a reason to keep it.
+            models.CheckConstraint(
+                condition=Q(action=RollbackAction.DELETED, kept_because="")
+                | (
+                    Q(action=RollbackAction.KEPT, kept_because__in=KeptBecause.values)
+                    & ~Q(kept_because="")
+                ),
+                name="rollback_outcome_kept_for_a_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.identifier} (rollback of import {self.import_job_id})"
+
+
 class Confidentiality(models.TextChoices):
     PUBLIC = "public"
     INTERNAL = "internal"
@@ -316,6 +443,14 @@ class Document(models.Model):
         related_name="documents",
         on_delete=models.SET_NULL,
         help_text="The import that last wrote this document.",
+    )
+    created_by_import = models.ForeignKey(
+        Import,
+        null=True,
+        blank=True,
+        related_name="documents_created",
+        on_delete=models.SET_NULL,
+        help_text="The import that created this document: only its rollback may delete it.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -211,8 +211,6 @@ elif CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.1,
     }
-    # The filesystem transport has no fanout exchange for remote control.
-    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 
 _default_source = DATA_DIR / "source"
 IMPORT_SOURCE = env.str("IMPORT_SOURCE", default=str(_default_source))
@@ -242,6 +240,21 @@ IMPORT_UPKEEP_EVERY = env.float("IMPORT_UPKEEP_EVERY", default=300)
 IMPORT_COPY_THREADS = env.int("IMPORT_COPY_THREADS", default=1)
 # A link count cannot tell where a file's other names are: some may lie outside the source.
 IMPORT_ALLOW_HARD_LINKS = env.bool("IMPORT_ALLOW_HARD_LINKS", default=False)
+
+# Where people and programs reach the service, for the links of a callback's body and of the
+# commands' output (the API answers with the URL each request came by).
+PUBLIC_URL = env.str("PUBLIC_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}")
+
+# Completion callbacks (imports.callbacks, imports.webhooks): a callback_url's host must be one
+# of these names (or a listed address); the body is signed as Standard Webhooks does it, with
+# IMPORT_CALLBACK_SECRET (`whsec_` then base64: docs/api.md says how to make one). A
+# delivery is tried IMPORT_CALLBACK_ATTEMPTS times, the delays doubling from
+# IMPORT_CALLBACK_RETRY_DELAY seconds.
+IMPORT_CALLBACK_ALLOWED_HOSTS = env.list("IMPORT_CALLBACK_ALLOWED_HOSTS", default=[])
+IMPORT_CALLBACK_SECRET = env.str("IMPORT_CALLBACK_SECRET", default="")
+IMPORT_CALLBACK_TIMEOUT = env.float("IMPORT_CALLBACK_TIMEOUT", default=10)
+IMPORT_CALLBACK_ATTEMPTS = env.int("IMPORT_CALLBACK_ATTEMPTS", default=6)
+IMPORT_CALLBACK_RETRY_DELAY = env.float("IMPORT_CALLBACK_RETRY_DELAY", default=10)
 
 CELERY_BEAT_SCHEDULE = {
     # A run not taken within its own period is dropped: the next one does the same work.

@@ -19,20 +19,28 @@ schedule tries it again; it never ends its import in error, not being part of it
 
 import logging
 import sqlite3
+import uuid
 
 from billiard.exceptions import WorkerLostError
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
 from celery.signals import task_failure
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.dispatch import receiver
 
 from .batches import batch_run
+from .callbacks import callback_delay, callback_deliver
 from .errors import BatchLostTooOften, SourceUnavailable, storage_full
 from .lifecycle import import_fail, import_finish
 from .models import ImportPhase, ImportStatus
 from .recovery import batch_process_lost, imports_recover
 from .reports import ended_import_report, report_failed
-from .selectors import batches_uncommitted, imports_without_report
+from .rollbacks import batch_rollback, rollback_finish
+from .selectors import (
+    batches_to_roll_back,
+    batches_uncommitted,
+    import_callback_url,
+    imports_without_report,
+)
 from .signals import batch_ready, import_ended, import_work_ready
 from .staging import import_split
 from .upkeep import upkeep
@@ -118,6 +126,16 @@ def import_finish_task(import_id: str) -> None:
     import_finish(import_id)
 
 
+@shared_task(base=ImportTask, description="rolling back a batch")
+def batch_rollback_task(import_id: str, batch_id: int) -> None:
+    batch_rollback(batch_id)
+
+
+@shared_task(base=ImportTask, description="ending the rollback")
+def rollback_finish_task(import_id: str) -> None:
+    rollback_finish(import_id)
+
+
 class ReportTask(Task):
     """The report task: its failure is said on the import, which it never ends in error."""
 
@@ -152,6 +170,21 @@ def imports_upkeep_task() -> None:
         import_report_task.delay(str(import_id))
 
 
+@shared_task(bind=True, max_retries=None)
+def callback_deliver_task(self, import_id: str, status: str, delivery_id: str) -> None:
+    """Post the import's end to its callback_url; tried again with doubling delays until
+    delivered or IMPORT_CALLBACK_ATTEMPTS tries failed (imports.callbacks decides)."""
+    attempt = self.request.retries + 1
+    if callback_deliver(import_id, status, delivery_id, attempt):
+        raise self.retry(countdown=callback_delay(attempt))
+
+
+def workers_running(timeout: float = 1.0) -> list[str]:
+    """The names of the Celery workers that answered a ping within `timeout` seconds."""
+    replies = current_app.control.ping(timeout=timeout)
+    return sorted(name for reply in replies for name in reply)
+
+
 @task_failure.connect
 def batch_process_lost_queue(sender=None, exception=None, args=(), **_) -> None:
     """A pool process died while it held a batch (the OOM killer, a crash): the worker's main
@@ -167,12 +200,25 @@ def work_queue(sender, import_id, phase: str, **_) -> None:
     if phase == ImportPhase.COUNTING:
         import_split_task.delay(str(import_id))
         return
+    if phase == ImportPhase.ROLLING_BACK:
+        rollback_queue(import_id)
+        return
     queued = 0
     for batch_id in batches_uncommitted(import_id).values_list("pk", flat=True).iterator():
         batch_run_task.delay(str(import_id), batch_id)
         queued += 1
     if not queued:
         import_finish_task.delay(str(import_id))
+
+
+def rollback_queue(import_id) -> None:
+    """Queue the rollback of every batch not yet rolled back (its end once none is left)."""
+    queued = 0
+    for batch_id in batches_to_roll_back(import_id):
+        batch_rollback_task.delay(str(import_id), batch_id)
+        queued += 1
+    if not queued:
+        rollback_finish_task.delay(str(import_id))
 
 
 @receiver(batch_ready)
@@ -186,3 +232,11 @@ def report_queue(sender, import_id, status: str, **_) -> None:
     is written as it finishes)."""
     if status in (ImportStatus.ERROR, ImportStatus.CANCELLED):
         import_report_task.delay(str(import_id))
+
+
+@receiver(import_ended)
+def callback_queue(sender, import_id, status: str, **_) -> None:
+    """Queue the delivery of the import's end to its callback_url, if it has one; the delivery's
+    id stays the same through its retries, so that a receiver can tell a repeat."""
+    if import_callback_url(import_id):
+        callback_deliver_task.delay(str(import_id), status, f"{import_id}-{uuid.uuid4().hex}")

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from imports.errors import AnotherImportOpen
 from imports.lifecycle import import_create
@@ -129,7 +130,11 @@ def test_an_import_is_at_a_phase_exactly_while_it_is_active(status, phase):
 )
 def test_every_valid_status_and_phase_is_taken(status, phase):
     job = Import.objects.create(batch_size=10)
-    assert not refused(job, status=status, phase=phase)
+    rollback = {}
+    if status == ImportStatus.ROLLED_BACK:
+        now = timezone.now()
+        rollback = {"rollback_started_at": now, "rollback_finished_at": now}
+    assert not refused(job, status=status, phase=phase, **rollback)
 
 
 @pytest.mark.django_db

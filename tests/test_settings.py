@@ -90,7 +90,9 @@ def test_no_variable_gives_the_embedded_defaults_under_data_dir(tmp_path):
     assert found["DATABASE"]["NAME"] == str(data / "db.sqlite3")
     assert found["broker_url"] == "filesystem://"
     assert found["broker_transport_options"]["data_folder_in"] == str(data / "broker" / "queue")
-    assert found["worker_enable_remote_control"] is False
+    # and workers answer a ping (the commands ask whether one runs) through the broker's folders
+    assert found["worker_enable_remote_control"] is True
+    assert found["broker_transport_options"]["control_folder"] == str(data / "broker" / "control")
     assert found["storage_class"] == "FileSystemStorage"
     assert found["storage"]["location"] == str(data / "media")
     assert found["task_default_queue"] == "celery"

@@ -14,7 +14,8 @@ HTTP_STATUS = {
     errors.ReportMissing: 404,
     errors.ManifestInvalid: 400,
     errors.ManifestTooLarge: 413,
-    errors.OptionNotSupported: 400,
+    errors.SourceNotAllowed: 400,
+    errors.CallbackRefused: 400,
 }
 
 

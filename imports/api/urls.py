@@ -11,6 +11,14 @@ urlpatterns = [
     path("imports/<uuid:uuid>/report", views.ImportReportApi.as_view(), name="import-report"),
     path("imports/<uuid:uuid>/cancel", views.ImportCancelApi.as_view(), name="import-cancel"),
     path("imports/<uuid:uuid>/resume", views.ImportResumeApi.as_view(), name="import-resume"),
+    path(
+        "imports/<uuid:uuid>/rollback", views.ImportRollbackApi.as_view(), name="import-rollback"
+    ),
+    path(
+        "imports/<uuid:uuid>/rollback-report",
+        views.ImportRollbackReportApi.as_view(),
+        name="import-rollback-report",
+    ),
     path("documents/", views.DocumentListApi.as_view(), name="document-list"),
     path("documents/<uuid:uuid>", views.DocumentDetailApi.as_view(), name="document-detail"),
     path(

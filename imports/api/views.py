@@ -10,15 +10,15 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import lifecycle, reports, selectors
-from ..models import Import
+from .. import lifecycle, reports, rollbacks, selectors
+from ..models import Import, ImportStatus
+from ..outputs import ImportOutput
 from .auth import CanReadDocuments, CanRunImports
 from .renderers import CsvRenderer
 from .serializers import (
     DocumentOutput,
     ErrorOutput,
     ImportCreateInput,
-    ImportOutput,
     ManifestUploadInput,
 )
 from .uploads import DIGEST_HEADERS, manifest_upload
@@ -28,6 +28,11 @@ def _errors(*codes: int) -> dict:
     return {code: ErrorOutput for code in codes}
 
 
+def _base_url(request) -> str:
+    """The URL the request came by, for the status body's links."""
+    return request.build_absolute_uri("/")
+
+
 class ImportApi(APIView):
     permission_classes = [CanRunImports]
 
@@ -35,7 +40,8 @@ class ImportApi(APIView):
         return selectors.import_get(uuid)
 
     def respond(self, job: Import, status: int = 200) -> Response:
-        return Response(ImportOutput(job, context={"request": self.request}).data, status=status)
+        body = ImportOutput(job, context={"base_url": _base_url(self.request)}).data
+        return Response(body, status=status)
 
 
 class ImportCreateApi(ImportApi):
@@ -121,6 +127,52 @@ class ImportResumeApi(ImportApi):
         return self.respond(lifecycle.import_resume(self.get_import(uuid)), status=202)
 
 
+class ImportRollbackApi(ImportApi):
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(ImportOutput, description="The rollback runs in the background."),
+            200: OpenApiResponse(
+                ImportOutput, description="Nothing to delete: the import is rolled back already."
+            ),
+            **_errors(401, 403, 404, 409),
+        },
+        summary="Roll back an ended import: delete the documents it created, unless changed since",
+    )
+    def post(self, request, uuid):
+        job = lifecycle.import_rollback(self.get_import(uuid))
+        return self.respond(job, status=200 if job.status == ImportStatus.ROLLED_BACK else 202)
+
+
+class ImportRollbackReportApi(ImportApi):
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    def handle_exception(self, exc):
+        # Errors are JSON even for a client that asked for text/csv.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="One line per imported row: its identifier, the document's uuid, "
+                "`deleted` or `kept`, and why it was kept.",
+            ),
+            **_errors(401, 403, 404, 409),
+        },
+        summary="What the rollback did with each document",
+    )
+    def get(self, request, uuid):
+        job = self.get_import(uuid)
+        response = StreamingHttpResponse(
+            rollbacks.rollback_report_lines(job), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="import-{job.uuid}-rollback.csv"'
+        return response
+
+
 class ImportReportApi(ImportApi):
     renderer_classes = [JSONRenderer, CsvRenderer]
 
@@ -175,6 +227,9 @@ class ImportListApi(generics.ListAPIView):
 
     def get_queryset(self):
         return selectors.imports_list()
+
+    def get_serializer_context(self) -> dict:
+        return {**super().get_serializer_context(), "base_url": _base_url(self.request)}
 
 
 class ImportDetailApi(ImportApi):
