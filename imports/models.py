@@ -128,6 +128,12 @@ class Import(models.Model):
     callback_state = models.CharField(
         max_length=16, choices=CallbackState.choices, default=CallbackState.NONE, blank=True
     )
+    callback_delivery = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The id of the last delivery (its webhook-id): a later end's replaces it, and "
+        "the tries of an earlier one stop.",
+    )
     callback_for = models.CharField(
         max_length=16, blank=True, help_text="The status whose end the last delivery announces."
     )
