@@ -48,7 +48,7 @@ def batch_run(batch_id: int, worker: str = "") -> None:
     """
     batch = Batch.objects.select_related("import_job").get(pk=batch_id)
     job = batch.import_job
-    if batch.committed_at or job.status != ImportStatus.ACTIVE:
+    if batch.committed_at or not _importing(job):
         return
     batch = _attempt_start(batch, worker)
     if batch is None:
@@ -73,6 +73,12 @@ def batch_run(batch_id: int, worker: str = "") -> None:
     # of whatever attempt did not commit, once the import ends.
     if not committed:
         _discard(outcomes)
+
+
+def _importing(job: Import) -> bool:
+    """Whether the import runs its batches: active and importing (an import that ended, or that
+    is active again only to be rolled back, commits none)."""
+    return job.status == ImportStatus.ACTIVE and job.phase == ImportPhase.IMPORTING
 
 
 def _attempt_start(batch: Batch, worker: str = "") -> Batch | None:
@@ -176,7 +182,7 @@ def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
     """Commit documents, row results and counters together, if the batch is still wanted."""
     with transaction.atomic():
         job = Import.objects.select_for_update().get(pk=batch.import_job_id)
-        if job.status != ImportStatus.ACTIVE:
+        if not _importing(job):
             return False
         if Batch.objects.select_for_update().get(pk=batch.pk).committed_at:
             return False

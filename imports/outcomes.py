@@ -98,7 +98,8 @@ def row_outcome(row: Row, context: BatchContext) -> Outcome:
         return _conflict(row, values, existing, facts, path, context)
     if context.job.dry_run:
         return Outcome(RowStatus.VALID)
-    document = Document(identifier=values.identifier)
+    # Only the import that created a document may delete it, by its rollback.
+    document = Document(identifier=values.identifier, created_by_import=context.job)
     _fill(document, context.job, values, facts, stored)
     return Outcome(RowStatus.IMPORTED, str(document.uuid), document, stored_file=stored)
 

@@ -75,6 +75,7 @@ def _batch_requeue(
                 pk=batch_id,
                 committed_at__isnull=True,
                 import_job__status=ImportStatus.ACTIVE,
+                import_job__phase=ImportPhase.IMPORTING,
             )
             .first()
         )
@@ -135,4 +136,9 @@ def _stall_said(job: Import, again: bool) -> str:
         )
     if job.phase == ImportPhase.COUNTING:
         return f"nothing reported for {silent} s while counting; its rows are counted again"
+    if job.phase == ImportPhase.ROLLING_BACK:
+        return (
+            f"nothing reported for {silent} s while rolling back; the batches not yet rolled "
+            "back are queued again"
+        )
     return f"nothing reported for {silent} s while {job.phase}; its remaining work is queued again"

@@ -172,7 +172,7 @@ def _still_unreported(job: Import):
 def report_content_type(job: Import) -> str:
     """The report's media type, in the manifest's charset, once the report can be downloaded;
     otherwise why not, raised."""
-    if job.is_open:
+    if job.is_open and job.rollback_started_at is None:  # one rolling back has ended once
         raise ImportStillOpen("The report exists once the import has ended.")
     if not job.manifest:
         raise ReportMissing()

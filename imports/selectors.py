@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from .models import Batch, Document, Import, ImportEvent, ImportStatus
+from .models import Batch, Document, Import, ImportEvent, ImportPhase, ImportStatus
 
 
 def imports_expire_pending() -> int:
@@ -42,9 +42,11 @@ def imports_list() -> QuerySet[Import]:
 
 
 def imports_without_report() -> list[UUID]:
-    """Imports that ended in error or were cancelled, had a manifest, and still lack a report."""
+    """Imports that ended in error, were cancelled or rolled back, had a manifest, and still lack
+    a report (one that ended in error was rolled back before its report could be written)."""
+    ended = (ImportStatus.ERROR, ImportStatus.CANCELLED, ImportStatus.ROLLED_BACK)
     return list(
-        Import.objects.filter(status__in=(ImportStatus.ERROR, ImportStatus.CANCELLED))
+        Import.objects.filter(status__in=ended)
         .filter(report="")
         .exclude(manifest="")
         .values_list("pk", flat=True)
@@ -74,10 +76,12 @@ def import_callback_url(import_id: UUID | str) -> str:
 
 
 def batches_lost(silent_since: datetime) -> list[int]:
-    """Batches of active imports whose running attempt has not beaten since `silent_since`."""
+    """Batches of importing imports whose running attempt has not beaten since `silent_since`
+    (an import rolling back runs none of them again)."""
     return list(
         Batch.objects.filter(
             import_job__status=ImportStatus.ACTIVE,
+            import_job__phase=ImportPhase.IMPORTING,
             committed_at__isnull=True,
             heartbeat_at__lt=silent_since,
         ).values_list("pk", flat=True)

@@ -24,12 +24,11 @@ def upkeep() -> None:
 
 
 def staged_cells_drop() -> int:
-    """Drop the staged cells of finished and cancelled imports: neither runs a batch again (an
-    import in error keeps them, to be resumed). The imports whose cells were dropped."""
+    """Drop the staged cells of finished, cancelled and rolled back imports: none runs a batch
+    again (an import in error keeps them, to be resumed). The imports whose cells were dropped."""
     dropped = 0
-    ended = Import.objects.filter(
-        status__in=(ImportStatus.FINISHED, ImportStatus.CANCELLED), staged_cells_dropped=False
-    )
+    done = (ImportStatus.FINISHED, ImportStatus.CANCELLED, ImportStatus.ROLLED_BACK)
+    ended = Import.objects.filter(status__in=done, staged_cells_dropped=False)
     for import_id in ended.values_list("pk", flat=True):
         with transaction.atomic():
             claimed = Import.objects.filter(pk=import_id, staged_cells_dropped=False).update(
