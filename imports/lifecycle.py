@@ -1,4 +1,5 @@
-"""State changes of an Import: create, upload, finish, fail, resume, cancel, delete, purge.
+"""State changes of an Import: create, upload, finish, fail, resume, cancel, roll back, delete,
+purge.
 
 The database settles every race: the open-import lock is a unique constraint, and each
 transition is a conditional UPDATE (or DELETE) from the state it expects, so two callers cannot
@@ -16,17 +17,20 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, TextField, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .copies import attempt_folders_uncommitted, attempts_sweep, folder_delete
 from .errors import (
     AnotherImportOpen,
     ImportAlreadyEnded,
+    ImportAlreadyRolledBack,
     ImportNotPending,
     ImportNotResumable,
     ImportStillOpen,
     ManifestDigestMismatch,
+    RollbackNotCancellable,
 )
 from .heartbeats import Heartbeat
 from .manifest import detect_format
@@ -161,7 +165,17 @@ def import_fail(import_id: str, reason: str) -> None:
     Its uncommitted copies stay: a batch still copying may commit them after a `resume`. They
     are swept when the import finishes, or when it is deleted.
     """
-    _end(import_id, Q(status=ImportStatus.ACTIVE), ImportStatus.ERROR, error=reason)
+    rolling_back = Q(status=ImportStatus.ACTIVE, phase=ImportPhase.ROLLING_BACK)
+    rollback_said = (
+        f"the rollback stopped: {reason} Roll the import back again to go on: its rollback "
+        "continues where it stopped."
+    )
+    error = Case(
+        When(rolling_back, then=Value(rollback_said)),
+        default=Value(reason),
+        output_field=TextField(),
+    )
+    _end(import_id, Q(status=ImportStatus.ACTIVE), ImportStatus.ERROR, error=error)
 
 
 def _end(import_id, expected: Q, status: str, **fields) -> bool:
@@ -213,20 +227,28 @@ def import_resume(job: Import) -> Import:
 
 
 def _resumable(job: Import):
-    """The import, if it ended in error or is active but stale, and has a manifest."""
+    """The import, if it ended in error or is active but stale, and has a manifest; never one
+    whose rollback started (its documents are going or gone: it is rolled back again)."""
     stale_before = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_AFTER)
     resumable = Q(status=ImportStatus.ERROR) | Q(
         status=ImportStatus.ACTIVE, heartbeat_at__lt=stale_before
     )
-    return Import.objects.filter(resumable, pk=job.pk).exclude(manifest="")
+    return Import.objects.filter(resumable, pk=job.pk, rollback_started_at__isnull=True).exclude(
+        manifest=""
+    )
 
 
 def import_cancel(job: Import) -> Import:
     """Stop a pending or active import; batches not yet committed will not commit.
 
-    It answers at once: the report, and the sweep of uncommitted copies, are queued.
+    It answers at once: the report, and the sweep of uncommitted copies, are queued. A rollback
+    is not cancelled: stopped halfway, it would leave the import neither imported nor undone.
     """
-    if not _end(job.pk, Q(status__in=OPEN_STATUSES), ImportStatus.CANCELLED):
+    cancellable = Q(status__in=OPEN_STATUSES) & ~Q(phase=ImportPhase.ROLLING_BACK)
+    if not _end(job.pk, cancellable, ImportStatus.CANCELLED):
+        job.refresh_from_db()
+        if job.phase == ImportPhase.ROLLING_BACK:
+            raise RollbackNotCancellable()
         raise ImportAlreadyEnded()
     job.refresh_from_db()
     return job
@@ -244,6 +266,7 @@ def import_delete(job: Import) -> None:
         # One UPDATE, not one per document as the cascade would do it; undone with the rest
         # when the DELETE finds the import open.
         Document.objects.filter(import_job_id=import_id).update(import_job=None)
+        Document.objects.filter(created_by_import_id=import_id).update(created_by_import=None)
         ended = Import.objects.select_for_update().filter(pk=import_id, status__in=ENDED_STATUSES)
         deleted, _ = ended.delete()
         if not deleted:
@@ -277,5 +300,53 @@ def imports_purge(days: int) -> int:
 
 def import_rollback(job: Import) -> Import:
     """Start undoing an ended import: the documents it created are deleted in background batches
-    (imports.rollbacks), under the one-open-import lock. (Being written: issue 12.)"""
-    raise NotImplementedError
+    (imports.rollbacks), under the one-open-import lock.
+
+    An import that ended in error while rolling back is rolled back again, going on where it
+    stopped. One with nothing imported (a dry run, or no row imported) is rolled back at once.
+    Raises AnotherImportOpen while another import holds the lock, ImportAlreadyRolledBack, or
+    ImportStillOpen for a pending or active import.
+    """
+    now = timezone.now()
+    ended = Q(status__in=(ImportStatus.FINISHED, ImportStatus.ERROR, ImportStatus.CANCELLED))
+    going_on = Q(status=ImportStatus.ERROR, rollback_started_at__isnull=False)
+    try:
+        with transaction.atomic():
+            started = Import.objects.filter(
+                ended & (Q(rollback_started_at__isnull=True) | going_on), pk=job.pk
+            ).update(
+                status=ImportStatus.ACTIVE,
+                phase=ImportPhase.ROLLING_BACK,
+                rollback_started_at=Coalesce(F("rollback_started_at"), Value(now)),
+                heartbeat_at=now,
+                stalls=0,
+                recovered_at=None,
+                # A failed rollback's own error goes; the import's, if it ended in one, stays.
+                error=Case(
+                    When(going_on, then=Value("")), default=F("error"), output_field=TextField()
+                ),
+            )
+            if started:
+                _rollback_announce(job.pk, now)
+    except IntegrityError:
+        raise AnotherImportOpen() from None
+    job.refresh_from_db()
+    if not started:
+        if job.status == ImportStatus.ROLLED_BACK:
+            raise ImportAlreadyRolledBack()
+        raise ImportStillOpen(
+            "This import is still pending or active: only an ended import can be rolled back."
+        )
+    return job
+
+
+def _rollback_announce(import_id, now) -> None:
+    """End at once the rollback of an import that imported nothing; otherwise announce its
+    batches (in the transaction that started it)."""
+    nothing = Import.objects.filter(pk=import_id).filter(Q(dry_run=True) | Q(imported_rows=0))
+    if nothing.update(
+        status=ImportStatus.ROLLED_BACK, phase=ImportPhase.NONE, rollback_finished_at=now
+    ):
+        ended_on_commit(import_id, ImportStatus.ROLLED_BACK)
+    else:
+        work_ready_on_commit(import_id, ImportPhase.ROLLING_BACK)
