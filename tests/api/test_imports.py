@@ -1,20 +1,33 @@
 """Creating, listing, reading, cancelling and deleting imports."""
 
+import socket
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
+from standardwebhooks import Webhook
 
-from imports import tasks
+from imports import callbacks, tasks
 from imports.batches import batch_run
 from imports.models import Batch, Document, Import
 from imports.staging import import_split
 from tests.background import report_task_run
 from tests.factories import csv_bytes, png_bytes, run_inline
+from tests.test_webhooks import SECRET, Receiver
 
-from .conftest import assert_error, body, create, job_of, status_of, streamed, upload, url
+from .conftest import (
+    MANIFEST_LINES,
+    assert_error,
+    body,
+    create,
+    job_of,
+    status_of,
+    streamed,
+    upload,
+    url,
+)
 
 STATUS_FIELDS = {
     "uuid",
@@ -120,12 +133,94 @@ def test_create_with_malformed_json_is_400(api):
     assert Import.objects.count() == 0
 
 
-def test_create_with_a_callback_url_is_400_until_callbacks_are_built(api):
+# --- create with a callback_url ---------------------------------------------------------------
+
+
+@pytest.fixture
+def callbacks_on(settings, monkeypatch):
+    """Callbacks configured: hooks.example.org (a public address) and 127.0.0.1 listed;
+    hooks.internal.example is listed too but resolves to a private address."""
+    settings.IMPORT_CALLBACK_ALLOWED_HOSTS = [
+        "hooks.example.org",
+        "hooks.internal.example",
+        "127.0.0.1",
+    ]
+    settings.IMPORT_CALLBACK_SECRET = SECRET
+    names = {"hooks.example.org": "93.184.216.34", "hooks.internal.example": "10.1.2.3"}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in names:
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return settings
+
+
+def test_create_with_an_allowed_callback_url_keeps_it(api, callbacks_on):
+    data = create(api, callback_url="https://hooks.example.org/bulk?token=t")
+    assert data["callback"] is None  # no delivery until the import ends
+    assert job_of(data["uuid"]).callback_url == "https://hooks.example.org/bulk?token=t"
+
+
+@pytest.mark.parametrize(
+    "callback_url, code",
+    [
+        ("https://elsewhere.example.org/hook", "callback_host_not_allowed"),
+        ("http://10.1.2.3/hook", "callback_host_not_allowed"),
+        ("https://hooks.internal.example/hook", "callback_address_not_allowed"),
+        ("https://user:secret@hooks.example.org/hook", "callback_url_invalid"),
+        ("ftp://hooks.example.org/hook", "callback_url_invalid"),
+    ],
+)
+def test_create_with_a_callback_url_not_allowed_is_400(api, callbacks_on, callback_url, code):
+    response = api.post(url("imports", "create"), {"callback_url": callback_url}, format="json")
+    data = assert_error(response, 400, code)
+    assert "secret" not in data["detail"] and "10.1.2.3" not in data["detail"]
+    assert Import.objects.count() == 0
+
+
+def test_create_with_a_callback_url_is_400_while_callbacks_are_not_configured(api, settings):
+    settings.IMPORT_CALLBACK_ALLOWED_HOSTS = []
     response = api.post(
         url("imports", "create"), {"callback_url": "https://example.org/hook"}, format="json"
     )
-    assert_error(response, 400, "option_not_supported")
+    data = assert_error(response, 400, "callbacks_not_configured")
+    assert "IMPORT_CALLBACK_ALLOWED_HOSTS" in data["detail"]
     assert Import.objects.count() == 0
+
+
+def test_an_import_that_ends_posts_its_status_to_its_callback_url(
+    api, callbacks_on, scans, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given an import created with a callback_url on a receiver, its deliveries as queued
+    queued = []
+    monkeypatch.setattr(tasks.callback_deliver_task, "delay", lambda *args: queued.append(args))
+    with Receiver(answers=[204]) as receiver:
+        data = create(api, callback_url=receiver.url())
+        assert upload(api, data["uuid"], csv_bytes(*MANIFEST_LINES)).status_code == 202
+        # when it runs to its end, and the delivery queued is run as the worker would
+        with django_capture_on_commit_callbacks(execute=True):
+            run_inline(job_of(data["uuid"]))
+        [(import_id, status, delivery_id)] = queued
+        assert (import_id, status) == (data["uuid"], "finished")
+        assert callbacks.callback_deliver(import_id, status, delivery_id, 1) is False
+    # then the receiver got the status body, signed, and the status shows it delivered
+    [request] = receiver.requests
+    posted = Webhook(SECRET).verify(request.body, request.headers)
+    assert (posted["uuid"], posted["status"], posted["imported_rows"]) == (
+        data["uuid"],
+        "finished",
+        2,
+    )
+    shown = api.get(url("imports", data["uuid"], "status")).json()["callback"]
+    assert (shown["state"], shown["for_status"], shown["attempts"], shown["last_http_status"]) == (
+        "delivered",
+        "finished",
+        1,
+        204,
+    )
 
 
 @pytest.mark.parametrize(
