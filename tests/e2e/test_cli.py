@@ -229,3 +229,25 @@ def test_no_worker_running_is_refused_before_an_import_opens(tmp_path):
     # then it is refused at once, saying why, rather than showing a bar stuck at 0
     assert done.returncode == 3
     assert f"Refused (no_worker_running): {NoWorkerRunning.default_detail}" in done.stderr
+
+
+def test_import_rollback_deletes_what_the_import_created_then_refuses_again(service):
+    # given an import of three new documents, made with the command
+    manifest = manifest_of(service, "undone", 3)
+    imported = manage(command_env(service), "import_manifest", str(manifest))
+    assert imported.returncode == 0, imported.stderr
+    uuid = re.search(rf"^Importing ({UUID})$", imported.stdout, re.MULTILINE)[1]
+
+    # when it is rolled back with the command
+    done = manage(command_env(service), "import_rollback", uuid, "--every", "0.2")
+
+    # then it follows the rollback to its end, and the documents are gone
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"rolled back 3/3 rows \(100\.0%\): 3 deleted, 0 kept", done.stdout)
+    for n in range(1, 4):
+        found = service.request("GET", f"/api/v1/documents/?identifier=undone-{n}").json()
+        assert found["count"] == 0
+    # and a second rollback is refused, as the API refuses it
+    again = manage(command_env(service), "import_rollback", uuid)
+    assert again.returncode == 3
+    assert "Refused (import_already_rolled_back)" in again.stderr
