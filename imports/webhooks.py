@@ -195,7 +195,7 @@ def _url_parts(url: str) -> tuple[str, str, int, str, str]:
     except ValueError:
         raise CallbackUrlInvalid() from None
     scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc or port == 0:
         raise CallbackUrlInvalid()
     try:
         host = _host_key(parts.hostname)
@@ -203,6 +203,7 @@ def _url_parts(url: str) -> tuple[str, str, int, str, str]:
         raise CallbackUrlInvalid() from None
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port is None else f"{shown}:{port}"
+    # An IRI's path may hold any character: urllib3 sends the others as %XX.
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return scheme, host, port or DEFAULT_PORTS[scheme], host_header, target
 

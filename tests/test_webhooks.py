@@ -170,6 +170,7 @@ def dns(monkeypatch) -> dict:
         f"https://user:password@{HOST}/hook",
         f"https://user@{HOST}/hook",
         f"https://{HOST}:99999/hook",
+        f"https://{HOST}:0/hook",
         f"https://{HOST}/a hook",
         "javascript:alert(1)",
         "",
@@ -350,6 +351,12 @@ def test_the_body_is_posted_signed_to_a_listed_address(configured, dns, receiver
     assert headers["user-agent"].startswith("BulkImport")
     assert headers["webhook-id"] == "delivery-1"
     assert Webhook(SECRET).verify(request.body, headers) == json.loads(BODY)
+
+
+def test_a_path_beyond_ascii_is_posted_percent_encoded(configured, dns, receiver):
+    configured.IMPORT_CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
+    assert callback_post(receiver.url("/é/hook?q=ü%20x"), BODY, "delivery-1") == 204
+    assert [request.path for request in receiver.requests] == ["/%C3%A9/hook?q=%C3%BC%20x"]
 
 
 def test_the_post_goes_to_the_address_checked_with_the_name_as_host(configured, dns, receiver):
