@@ -27,16 +27,16 @@ from imports.selectors import import_get
 from . import progress
 
 POLL_SECONDS = 0.5
+TICK_SECONDS = 0.1
 # A cancelled import's report, or one that ended in error, is written by a task a moment later.
 REPORT_WAIT_SECONDS = 60
 
-EXIT_CODES = """\
+ENDS = """\
 exit codes:
   0    finished, and every row imported or skipped (a dry run: every row valid)
   1    finished, and some rows failed (the report says why)
   2    ended in error, cancelled, or rolled back
-  3    refused before it started (another import open, a bad manifest, no worker running)
-  130  left at a second Ctrl-C; the import goes on"""
+"""
 
 
 class HelpFormatter(DjangoHelpFormatter):
@@ -52,7 +52,7 @@ class HelpFormatter(DjangoHelpFormatter):
 class FollowingCommand(BaseCommand):
     """A command that follows an import to its end; says its exit codes in --help."""
 
-    epilog = EXIT_CODES
+    epilog = ENDS + "  3    no such import\n  130  stopped watching at Ctrl-C; the import goes on"
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(
@@ -183,7 +183,8 @@ def follow(
 ) -> Import:
     """Show the import's progress until it has ended; the import as it ended.
 
-    `each` is called with the import at every poll (import_manifest cancels from there).
+    `each` is called with the import as last read every TICK_SECONDS (import_manifest cancels
+    from there), so that it acts at once rather than at the next poll.
     """
     try:
         while True:
@@ -191,9 +192,11 @@ def follow(
             display.show(job)
             if not job.is_open:
                 return job
-            if each:
-                each(job)
-            time.sleep(POLL_SECONDS)
+            next_poll = time.monotonic() + POLL_SECONDS
+            while time.monotonic() < next_poll:
+                if each:
+                    each(job)
+                time.sleep(TICK_SECONDS)
     finally:
         display.close()
 
@@ -231,11 +234,14 @@ def report_write(job: Import, path: str, write: Callable[[str], None]) -> bool:
 
 
 class Interrupts:
-    """Ctrl-C while import_manifest follows an import: the first is noted, for the loop to act
-    on (it cancels the import); a second leaves at once (LeftAtOnce)."""
+    """Ctrl-C while import_manifest follows an import. The first is counted, for the loop to
+    act on (it cancels the import, then sets `leave_now`); once `leave_now` is set, the next
+    leaves at once (LeftAtOnce). The cancel is sent from the loop, not from here, as a signal
+    may arrive in the middle of a query."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.leave_now = False
         self.previous = None
 
     def __enter__(self) -> "Interrupts":
@@ -247,7 +253,7 @@ class Interrupts:
 
     def _received(self, signum, frame) -> None:
         self.count += 1
-        if self.count > 1:
+        if self.leave_now:
             raise LeftAtOnce()
 
 

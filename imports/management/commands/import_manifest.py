@@ -16,6 +16,7 @@ from imports.errors import (
 )
 from imports.management import progress
 from imports.management.following import (
+    ENDS,
     FollowingCommand,
     Interrupts,
     LeftAtOnce,
@@ -32,6 +33,13 @@ class Command(FollowingCommand):
         "Import MANIFEST.csv as the API would (the same lock, checks and Celery batches), "
         "showing its progress until it ends, then write its report to --report. Ctrl-C cancels "
         "the import cleanly; a second Ctrl-C leaves at once, the import going on."
+    )
+
+    epilog = ENDS + (
+        "  3    refused before it started (another import open, a bad manifest, no worker\n"
+        "       running)\n"
+        "  130  left at Ctrl-C before the import started (nothing imported), or at a second\n"
+        "       Ctrl-C while it is being cancelled (the cancel goes on)"
     )
 
     def add_arguments(self, parser):
@@ -84,6 +92,9 @@ class Command(FollowingCommand):
                 job = self.start(manifest, options)
         except BulkImportError as error:
             self.refuse(error)
+        except KeyboardInterrupt:
+            self.stderr.write("\nInterrupted before the import started: nothing was imported.")
+            raise SystemExit(progress.EXIT_INTERRUPTED) from None
         if options["detach"]:
             self.announce(job, "Started import")
             return
@@ -101,8 +112,9 @@ class Command(FollowingCommand):
         )
         try:
             return lifecycle.import_upload(job, lambda: lifecycle.Upload(manifest=manifest))
-        except BulkImportError:
-            # Refused: the import it opened must not hold the one-open-import lock.
+        except (BulkImportError, KeyboardInterrupt):
+            # Refused, or Ctrl-C while the manifest was read and stored: the import it opened
+            # must not hold the one-open-import lock (nor run, once started).
             with suppress(ImportAlreadyEnded):  # it ended meanwhile (expired)
                 lifecycle.import_cancel(job)
             raise
@@ -110,29 +122,36 @@ class Command(FollowingCommand):
     def follow_to_end(self, job: Import, options) -> None:
         out = options.get("stdout") or sys.stdout
         display = display_for(out, options["every"])
-        cancelling = False
+        ended = None
 
         def cancel_on_interrupt(current: Import) -> None:
-            nonlocal cancelling
-            if interrupts.count and not cancelling:
-                cancelling = True
-                display.write(
-                    "Ctrl-C: cancelling the import; the rows not yet processed stay "
-                    "not_processed. Ctrl-C again to stop waiting (the cancel goes on)."
-                )
-                with suppress(ImportAlreadyEnded):  # it ended by itself meanwhile
-                    lifecycle.import_cancel(current)
+            if not interrupts.count or interrupts.leave_now:
+                return
+            display.write(
+                "Ctrl-C: cancelling the import; the rows not yet processed stay "
+                "not_processed. Ctrl-C again to stop waiting (the cancel goes on)."
+            )
+            with suppress(ImportAlreadyEnded):  # it ended by itself meanwhile
+                lifecycle.import_cancel(current)
+            interrupts.leave_now = True
+            if interrupts.count > 1:  # pressed twice before the cancel was sent
+                raise LeftAtOnce()
 
         try:
             with Interrupts() as interrupts:
                 ended = follow(job.uuid, display, each=cancel_on_interrupt)
+                interrupts.leave_now = True
                 self.stdout.write(progress.ending(ended))
                 if options["report"]:
                     report_write(ended, options["report"], self.stdout.write)
         except LeftAtOnce:
+            if ended is None:
+                left = "The import is being cancelled without this command: follow it with"
+            else:
+                left = "The report was not written: get it with"
             self.stderr.write(
-                f"\nLeft at once. The import goes on {'being cancelled ' if cancelling else ''}"
-                f"without this command: follow it with `python manage.py import_watch {job.uuid}`."
+                f"\nLeft at once. {left} `python manage.py import_watch {job.uuid}"
+                + (f" --report {options['report']}`." if options["report"] else "`.")
             )
             raise SystemExit(progress.EXIT_INTERRUPTED) from None
         if code := progress.exit_code(ended):
