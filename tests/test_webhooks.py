@@ -373,6 +373,14 @@ def test_the_post_goes_to_the_address_checked_with_the_name_as_host(configured, 
     assert request.headers["Host"] == f"hooks.internal.test:{receiver.port}"
 
 
+def test_an_address_that_cannot_be_connected_to_gives_way_to_the_next(configured, dns, receiver):
+    # nothing listens on 127.0.0.2 (loopback too on Linux), the receiver on 127.0.0.1
+    configured.IMPORT_CALLBACK_ALLOWED_HOSTS = ["hooks.internal.test", "127.0.0.2", "127.0.0.1"]
+    dns["hooks.internal.test"] = ["127.0.0.2", "127.0.0.1"]
+    assert callback_post(receiver.url(host="hooks.internal.test"), BODY, "delivery-1") == 204
+    assert len(receiver.requests) == 1
+
+
 def test_a_listed_name_resolving_to_an_address_not_listed_is_not_posted_to(
     configured, dns, receiver
 ):
