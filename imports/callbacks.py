@@ -16,8 +16,10 @@ exception's text: plain words only.
 """
 
 import logging
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .errors import CallbackRefused
@@ -73,6 +75,28 @@ def callback_delay(attempt: int) -> float:
     """Seconds to wait after the failed try number `attempt` (1 for the first):
     IMPORT_CALLBACK_RETRY_DELAY, doubling with each try, at most an hour."""
     return min(settings.IMPORT_CALLBACK_RETRY_DELAY * 2 ** (attempt - 1), MAX_DELAY_S)
+
+
+def callbacks_stuck(now: datetime) -> list[tuple[str, str, str, int]]:
+    """Deliveries still pending well after their next try was due: the worker holding the try
+    died (its message went with it). Each as (import id, status, delivery id, the next try's
+    number), for the upkeep to queue again; a try that turns out not to be lost after all is a
+    repeat the receiver knows by its webhook-id."""
+    pending = Import.objects.filter(callback_state=CallbackState.PENDING).exclude(
+        callback_delivery=""
+    )
+    stuck = []
+    for import_id, status, delivery_id, attempts, tried_at in pending.values_list(
+        "pk",
+        "callback_for",
+        "callback_delivery",
+        "callback_attempts",
+        Coalesce("callback_at", "rollback_finished_at", "finished_at"),
+    ):
+        late_after = (callback_delay(attempts) if attempts else 0) + settings.IMPORT_UPKEEP_EVERY
+        if tried_at is None or tried_at < now - timedelta(seconds=late_after):
+            stuck.append((str(import_id), status, delivery_id, attempts + 1))
+    return stuck
 
 
 def _delivery_start(import_id, status: str, delivery_id: str, attempt: int) -> Import | None:

@@ -275,4 +275,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # urllib3 logs whole request lines at DEBUG: a callback_url's query may carry a token.
+    "loggers": {"urllib3": {"level": "WARNING"}},
 }

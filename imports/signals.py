@@ -19,7 +19,8 @@ import_work_ready = Signal()
 # import_id, batch_id.
 batch_ready = Signal()
 
-# An import ended: `status` is "finished", "error" or "cancelled". Arguments: import_id, status.
+# An import ended: `status` is "finished", "error", "cancelled" or "rolled_back". Arguments:
+# import_id, status.
 import_ended = Signal()
 
 

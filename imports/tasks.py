@@ -26,9 +26,10 @@ from celery import Task, current_app, shared_task
 from celery.signals import task_failure
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.dispatch import receiver
+from django.utils import timezone
 
 from .batches import batch_run
-from .callbacks import callback_delay, callback_deliver
+from .callbacks import callback_delay, callback_deliver, callbacks_stuck
 from .errors import BatchLostTooOften, SourceUnavailable, storage_full
 from .lifecycle import import_fail, import_finish
 from .models import ImportPhase, ImportStatus
@@ -164,19 +165,26 @@ def imports_recover_task() -> None:
 @shared_task
 def imports_upkeep_task() -> None:
     """Expire, purge and sweep (on Celery beat's schedule), and queue again the reports that
-    ended imports still lack: a full storage, or a try held by a worker that died."""
+    ended imports still lack (a full storage, or a try held by a worker that died) and the
+    callback tries lost with a worker."""
     upkeep()
     for import_id in imports_without_report():
         import_report_task.delay(str(import_id))
+    for import_id, status, delivery_id, attempt in callbacks_stuck(timezone.now()):
+        callback_deliver_task.delay(import_id, status, delivery_id, attempt)
 
 
 @shared_task(bind=True, max_retries=None)
-def callback_deliver_task(self, import_id: str, status: str, delivery_id: str) -> None:
+def callback_deliver_task(
+    self, import_id: str, status: str, delivery_id: str, attempt: int = 1
+) -> None:
     """Post the import's end to its callback_url; tried again with doubling delays until
-    delivered or IMPORT_CALLBACK_ATTEMPTS tries failed (imports.callbacks decides)."""
-    attempt = self.request.retries + 1
+    delivered or IMPORT_CALLBACK_ATTEMPTS tries failed (imports.callbacks decides). The try's
+    number travels with the task, so that the upkeep can queue a lost try again."""
     if callback_deliver(import_id, status, delivery_id, attempt):
-        raise self.retry(countdown=callback_delay(attempt))
+        raise self.retry(
+            args=(import_id, status, delivery_id, attempt + 1), countdown=callback_delay(attempt)
+        )
 
 
 def workers_running(timeout: float = 1.0) -> list[str]:

@@ -7,11 +7,13 @@ time with its attempt number, and reads the outcome where a client would: the st
 import json
 import logging
 import socket
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from standardwebhooks import Webhook
 
-from imports import callbacks
+from imports import callbacks, tasks
 from imports.callbacks import callback_delay, callback_deliver
 from imports.lifecycle import import_cancel, import_create
 from imports.models import Import
@@ -254,3 +256,25 @@ def test_the_url_and_secret_are_never_recorded_or_logged(db, configured, caplog)
 def test_the_delay_doubles_from_the_setting_up_to_an_hour(configured):
     assert [callback_delay(attempt) for attempt in range(1, 5)] == [10, 20, 40, 80]
     assert callback_delay(20) == 3600
+
+
+def test_a_try_lost_with_its_worker_is_queued_again_by_the_upkeep(db, configured, monkeypatch):
+    # given two ended imports whose delivery is pending after two failed tries: one tried just
+    # now (its next try is still to come), one tried two hours ago (its worker died holding it)
+    queued: list[tuple] = []
+    monkeypatch.setattr(tasks.callback_deliver_task, "delay", lambda *args: queued.append(args))
+    now = timezone.now()
+    fresh, lost = (cancelled_with("http://127.0.0.1:9/hook") for _ in range(2))
+    for job, tried_at in ((fresh, now), (lost, now - timedelta(hours=2))):
+        Import.objects.filter(pk=job.pk).update(
+            callback_state="pending",
+            callback_delivery=f"delivery-{job.pk}",
+            callback_for="cancelled",
+            callback_attempts=2,
+            callback_at=tried_at,
+        )
+    # when the upkeep runs
+    result = tasks.imports_upkeep_task.apply()
+    assert result.successful(), result.traceback
+    # then only the lost one's third try is queued, with the same delivery id
+    assert queued == [(str(lost.pk), "cancelled", f"delivery-{lost.pk}", 3)]
