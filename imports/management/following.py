@@ -89,6 +89,8 @@ class FollowingCommand(BaseCommand):
     def refuse_with(self, code: str, detail: str, extra: dict | None = None) -> NoReturn:
         self.stderr.write(f"Refused ({code}): {detail}")
         for name, value in (extra or {}).items():
+            if value in ("", [], (), None):
+                continue
             shown = ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
             self.stderr.write(f"  {name}: {shown}")
         raise SystemExit(progress.EXIT_REFUSED)
