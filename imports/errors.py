@@ -61,6 +61,11 @@ class ImportAlreadyRolledBack(ImportConflict):
     default_detail = "This import has already been rolled back."
 
 
+class RollbackNotStarted(ImportConflict):
+    code = "rollback_not_started"
+    default_detail = "This import has not been rolled back: it has no rollback report."
+
+
 class RollbackNotCancellable(ImportConflict):
     code = "rollback_not_cancellable"
     default_detail = (

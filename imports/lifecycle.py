@@ -167,8 +167,7 @@ def import_fail(import_id: str, reason: str) -> None:
     """
     rolling_back = Q(status=ImportStatus.ACTIVE, phase=ImportPhase.ROLLING_BACK)
     rollback_said = (
-        f"the rollback stopped: {reason} Roll the import back again to go on: its rollback "
-        "continues where it stopped."
+        f"the rollback stopped: {reason} Rolled back again, it goes on where it stopped."
     )
     error = Case(
         When(rolling_back, then=Value(rollback_said)),

@@ -24,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .copies import attempts_sweep
-from .errors import ImportConflict
+from .errors import RollbackNotStarted
 from .heartbeats import Heartbeat
 from .models import (
     Batch,
@@ -198,10 +198,7 @@ def rollback_report_lines(job: Import) -> Iterator[str]:
     """The rollback report, as CSV lines: one per imported row whose document the rollback
     went through, in row order. While it runs, what is done so far."""
     if job.rollback_started_at is None:
-        raise ImportConflict(
-            "This import has not been rolled back: its rollback report exists once a rollback "
-            "has started."
-        )
+        raise RollbackNotStarted()
     return _report_lines(job)
 
 

@@ -59,13 +59,14 @@ class ImportTask(Task):
     max_retries = 5
     retry_backoff = 2  # seconds: then 4, 8, 16, 32, each with jitter
     retry_backoff_max = 60
+    again = "resume the import"  # what the operator does once the cause is gone
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         import_id = args[0]
         logger.error("task %s failed for import %s", self.name, import_id, exc_info=exc)
         _broken_connections_close()
         try:
-            import_fail(import_id, failure_reason(self.description, exc))
+            import_fail(import_id, failure_reason(self.description, exc, self.again))
         except DatabaseError:
             logger.exception("import %s could not be marked as failed", import_id)
 
@@ -87,27 +88,28 @@ def database_full(exc: BaseException) -> bool:
     )
 
 
-def failure_reason(description: str, exc: BaseException) -> str:
+def failure_reason(description: str, exc: BaseException, again: str = "resume the import") -> str:
     """Why an import ended in error, in words for the operator; never the exception's text
-    (but for our own, whose words are written for the operator)."""
+    (but for our own, whose words are written for the operator). `again` says what the operator
+    does once the cause is gone: resume the import, or roll it back again."""
     if isinstance(exc, BatchLostTooOften):
         return str(exc)
     if storage_full(exc):
-        return f"{description} failed: the storage is full. Free space, then resume the import."
+        return f"{description} failed: the storage is full. Free space, then {again}."
     if database_full(exc):
         return (
             f"{description} failed: the database's disk is full. Free space for the database, "
-            "then resume the import."
+            f"then {again}."
         )
     if isinstance(exc, DATABASE_GONE):
         return (
             f"{description} failed: the database could not be reached "
-            f"({type(exc).__name__}). Resume the import once the database is back."
+            f"({type(exc).__name__}). {again.capitalize()} once the database is back."
         )
     if isinstance(exc, SourceUnavailable):
         return (
             f"{description} failed: the import source could not be reached. "
-            "Resume the import once it is back."
+            f"{again.capitalize()} once it is back."
         )
     return f"{description} failed ({type(exc).__name__})."
 
@@ -127,12 +129,16 @@ def import_finish_task(import_id: str) -> None:
     import_finish(import_id)
 
 
-@shared_task(base=ImportTask, description="rolling back a batch")
+@shared_task(
+    base=ImportTask, description="rolling back a batch", again="roll the import back again"
+)
 def batch_rollback_task(import_id: str, batch_id: int) -> None:
     batch_rollback(batch_id)
 
 
-@shared_task(base=ImportTask, description="ending the rollback")
+@shared_task(
+    base=ImportTask, description="ending the rollback", again="roll the import back again"
+)
 def rollback_finish_task(import_id: str) -> None:
     rollback_finish(import_id)
 

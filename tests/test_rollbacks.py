@@ -285,8 +285,8 @@ def test_a_file_deleted_before_a_crash_is_gone_through_again(two_imports, monkey
     failed = Import.objects.get(pk=second.pk)
     assert failed.status == ImportStatus.ERROR
     assert failed.error == (
-        "the rollback stopped: rolling back a batch failed (SystemExit). Roll the import back "
-        "again to go on: its rollback continues where it stopped."
+        "the rollback stopped: rolling back a batch failed (SystemExit). Rolled back again, it "
+        "goes on where it stopped."
     )
     # when it is rolled back again, it goes on, each document counted once
     job = rolled_back_inline(failed)
@@ -431,9 +431,7 @@ def test_a_rollback_that_stalls_too_often_ends_in_error_to_be_rolled_back_again(
     job = Import.objects.get(pk=second.pk)
     assert job.status == ImportStatus.ERROR
     assert job.error.startswith("the rollback stopped: the import stopped reporting")
-    assert job.error.endswith(
-        "Roll the import back again to go on: its rollback continues where it stopped."
-    )
+    assert job.error.endswith("Rolled back again, it goes on where it stopped.")
     assert rolled_back_inline(job).status == ImportStatus.ROLLED_BACK
 
 
@@ -450,8 +448,8 @@ def test_a_failed_rollback_task_ends_the_import_in_error_in_words(two_imports, m
     job = Import.objects.get(pk=second.pk)
     assert (job.status, job.error) == (
         ImportStatus.ERROR,
-        "the rollback stopped: rolling back a batch failed (OSError). Roll the import back "
-        "again to go on: its rollback continues where it stopped.",
+        "the rollback stopped: rolling back a batch failed (OSError). Rolled back again, it "
+        "goes on where it stopped.",
     )
 
 

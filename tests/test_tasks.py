@@ -114,6 +114,17 @@ def test_a_database_that_answers_nothing_is_still_out_of_reach():
     assert "could not be reached (OperationalError)" in said
 
 
+def test_a_rollback_task_that_fails_says_to_roll_back_again_never_to_resume():
+    # a rollback's import cannot be resumed: its hint must not say so
+    said = tasks.batch_rollback_task.again
+    reason = tasks.failure_reason("rolling back a batch", OperationalError("gone"), said)
+    assert reason == (
+        "rolling back a batch failed: the database could not be reached (OperationalError). "
+        "Roll the import back again once the database is back."
+    )
+    assert tasks.batch_run_task.again == "resume the import"
+
+
 @pytest.fixture
 def ended_in_error(source) -> Import:
     return import_failed(

@@ -114,7 +114,7 @@ def test_unknown_import_is_404(api):
 
 def test_the_rollback_report_of_an_import_never_rolled_back_is_409_in_json(api, finished):
     response = rollback_report(api, finished.uuid)
-    assert_error(response, 409)
+    assert_error(response, 409, "rollback_not_started")
     assert response["Content-Type"] == "application/json"
 
 
