@@ -96,6 +96,20 @@ def test_a_rollback_shows_its_own_progress():
     )
 
 
+def test_a_rolled_back_dry_run_had_nothing_to_go_through():
+    job = importing(
+        status=ImportStatus.ROLLED_BACK,
+        phase=ImportPhase.NONE,
+        dry_run=True,
+        rollback_started_at=NOW,
+        rollback_finished_at=NOW,
+    )
+
+    line = progress.progress_line(job, NOW)
+
+    assert line == "13:05:02 rolled back 0/0 rows (100.0%): 0 deleted, 0 kept"
+
+
 def test_a_pending_import_waits_for_its_manifest():
     job = an_import(status=ImportStatus.PENDING, phase=ImportPhase.NONE, started_at=None)
 

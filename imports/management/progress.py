@@ -38,7 +38,8 @@ def stage(job: Import) -> str:
 def done_of_total(job: Import) -> tuple[int, int | None]:
     """Rows done and rows to do (None while they are being counted)."""
     if in_rollback(job):
-        return job.rollback_rows, job.imported_rows
+        # A dry run's imported_rows are its valid rows: it has no documents to go through.
+        return job.rollback_rows, 0 if job.dry_run else job.imported_rows
     return job.processed_rows, job.total_rows
 
 
