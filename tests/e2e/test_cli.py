@@ -2,11 +2,15 @@
 the real service: the same lock, the same workers, the same report as the API."""
 
 import csv
+import fcntl
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 from imports.errors import AnotherImportOpen, NoWorkerRunning
@@ -251,3 +255,46 @@ def test_import_rollback_deletes_what_the_import_created_then_refuses_again(serv
     again = manage(command_env(service), "import_rollback", uuid)
     assert again.returncode == 3
     assert "Refused (import_already_rolled_back)" in again.stderr
+
+
+def test_on_a_terminal_the_progress_is_a_live_bar(service):
+    # given an import that ran, and a terminal 100 columns wide
+    manifest = manifest_of(service, "terminal", 2)
+    imported = manage(command_env(service), "import_manifest", str(manifest))
+    assert imported.returncode == 0, imported.stderr
+    uuid = re.search(rf"^Importing ({UUID})$", imported.stdout, re.MULTILINE)[1]
+    screen, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+
+    # when it is watched there
+    with open(terminal, "wb") as stdout:
+        watch = subprocess.Popen(
+            [sys.executable, "manage.py", "import_watch", uuid],
+            cwd=ROOT,
+            env=command_env(service),
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+        )
+    shown = b""
+    while chunk := _read(screen):
+        shown += chunk
+    assert watch.wait(timeout=COMMAND_TIMEOUT_S) == 0
+    os.close(screen)
+
+    # then the bar, drawn over itself, has the import's figures, and the end is said below it
+    # (the terminal ends lines with "\r\n"; the bar redraws itself after a bare "\r")
+    lines = [line.rsplit("\r", 1)[-1] for line in shown.decode().split("\r\n")]
+    bar, end = lines[-3:-1]
+    assert re.fullmatch(
+        r"finished: 100\.0%\|█+\| 2/2 rows, 2 imported, 0 skipped, 0 failed, [\d.]+ rows/s", bar
+    ), bar
+    assert len(bar) <= 100
+    assert end == "Finished: every row imported or skipped."
+
+
+def _read(screen: int) -> bytes:
+    """What the terminal showed next; b"" once the command closed it (EIO on Linux)."""
+    try:
+        return os.read(screen, 4096)
+    except OSError:
+        return b""
