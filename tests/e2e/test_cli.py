@@ -134,13 +134,12 @@ def test_another_open_import_is_refused_with_the_apis_message(service):
         service.request("POST", f"/api/v1/imports/{other['uuid']}/cancel")
 
 
-def test_ctrl_c_cancels_the_import_and_writes_its_report(service, tmp_path):
-    # given an import of 1,500 rows in small batches, followed by the command
-    manifest = manifest_of(service, "interrupted", 1500)
-    report = tmp_path / "report.csv"
+def import_under_way(service: Service, folder: str, *options: str) -> tuple[subprocess.Popen, str]:
+    """import_manifest of 1,500 rows in small batches, once some are processed; its status URL."""
+    manifest = manifest_of(service, folder, 1500)
     running = subprocess.Popen(
         [sys.executable, "manage.py", "import_manifest", str(manifest), "--batch-size", "10"]
-        + ["--report", str(report), "--every", "0.5"],
+        + ["--every", "0.5", *options],
         cwd=ROOT,
         env=command_env(service),
         stdout=subprocess.PIPE,
@@ -148,25 +147,34 @@ def test_ctrl_c_cancels_the_import_and_writes_its_report(service, tmp_path):
         text=True,
     )
     try:
-        first = running.stdout.readline()
-        uuid = re.fullmatch(rf"Importing ({UUID})\n", first)[1]
+        uuid = re.fullmatch(rf"Importing ({UUID})\n", running.stdout.readline())[1]
         status_url = f"/api/v1/imports/{uuid}/status"
         wait_until(
             lambda: service.request("GET", status_url).json()["processed_rows"] > 0,
             timeout_s=30,
             what="rows processed",
         )
+    except BaseException:
+        running.kill()
+        raise
+    return running, status_url
 
-        # when the operator presses Ctrl-C
+
+def test_ctrl_c_cancels_the_import_and_writes_its_report(service, tmp_path):
+    # given an import followed by the command, under way
+    report = tmp_path / "report.csv"
+    running, status_url = import_under_way(service, "interrupted", "--report", str(report))
+
+    # when the operator presses Ctrl-C
+    try:
         running.send_signal(signal.SIGINT)
         out, err = running.communicate(timeout=COMMAND_TIMEOUT_S)
     finally:
-        if running.poll() is None:
-            running.kill()
+        running.kill()
 
     # then the import is cancelled cleanly, said so, and its report written with what is left
     assert running.returncode == 2, out + err
-    assert "cancelling the import" in out
+    assert "Ctrl-C: the import is cancelled" in out
     status = service.request("GET", status_url).json()
     assert status["status"] == "cancelled"
     assert status["processed_rows"] < 1500
@@ -175,6 +183,28 @@ def test_ctrl_c_cancels_the_import_and_writes_its_report(service, tmp_path):
     assert sum(row["import_status"] == "not_processed" for row in rows) == (
         1500 - status["processed_rows"]
     )
+
+
+def test_a_second_ctrl_c_leaves_at_once_and_the_cancel_goes_on(service, tmp_path):
+    # given an import under way, whose command was asked once to stop
+    report = tmp_path / "report.csv"
+    running, status_url = import_under_way(service, "left", "--report", str(report))
+    try:
+        running.send_signal(signal.SIGINT)
+        while "the import is cancelled" not in running.stdout.readline():
+            pass
+
+        # when Ctrl-C is pressed again
+        running.send_signal(signal.SIGINT)
+        out, err = running.communicate(timeout=COMMAND_TIMEOUT_S)
+    finally:
+        running.kill()
+
+    # then the command leaves at once, saying how to follow the import, which is cancelled
+    assert running.returncode == 130, out + err
+    assert "Left at once" in err
+    assert "python manage.py import_watch" in err
+    assert service.wait_ended(status_url)["status"] == "cancelled"
 
 
 def test_detach_prints_the_uuid_and_status_url_and_returns(service):

@@ -127,15 +127,15 @@ class Command(FollowingCommand):
         def cancel_on_interrupt(current: Import) -> None:
             if not interrupts.count or interrupts.leave_now:
                 return
-            display.write(
-                "Ctrl-C: cancelling the import; the rows not yet processed stay "
-                "not_processed. Ctrl-C again to stop waiting (the cancel goes on)."
-            )
             with suppress(ImportAlreadyEnded):  # it ended by itself meanwhile
                 lifecycle.import_cancel(current)
             interrupts.leave_now = True
             if interrupts.count > 1:  # pressed twice before the cancel was sent
                 raise LeftAtOnce()
+            display.write(
+                "Ctrl-C: the import is cancelled; the rows not yet processed stay "
+                "not_processed. Ctrl-C again to leave without waiting for its end."
+            )
 
         try:
             with Interrupts() as interrupts:
@@ -146,13 +146,12 @@ class Command(FollowingCommand):
                     report_write(ended, options["report"], self.stdout.write)
         except LeftAtOnce:
             if ended is None:
-                left = "The import is being cancelled without this command: follow it with"
+                said = "Left at once; the import was asked to cancel."
             else:
-                left = "The report was not written: get it with"
-            self.stderr.write(
-                f"\nLeft at once. {left} `python manage.py import_watch {job.uuid}"
-                + (f" --report {options['report']}`." if options["report"] else "`.")
-            )
+                said = f"Left at once; the import ended ({ended.status}), its report not written."
+            how = f"`python manage.py import_watch {job.uuid}"
+            how += f" --report {options['report']}`" if options["report"] else "`"
+            self.stderr.write(f"\n{said} Follow it with {how}.")
             raise SystemExit(progress.EXIT_INTERRUPTED) from None
         if code := progress.exit_code(ended):
             raise SystemExit(code)
