@@ -276,5 +276,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # urllib3 logs whole request lines at DEBUG: a callback_url's query may carry a token.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    # kombu warns of a broker URL without a host at every connection to the filesystem broker.
+    "loggers": {"urllib3": {"level": "WARNING"}, "kombu.connection": {"level": "ERROR"}},
 }

@@ -24,6 +24,7 @@ import uuid
 from billiard.exceptions import WorkerLostError
 from celery import Task, current_app, shared_task
 from celery.signals import task_failure
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.dispatch import receiver
 from django.utils import timezone
@@ -194,9 +195,13 @@ def callback_deliver_task(
 
 
 def workers_running(timeout: float = 1.0) -> list[str]:
-    """The names of the Celery workers that answered a ping within `timeout` seconds."""
-    replies = current_app.control.ping(timeout=timeout)
-    return sorted(name for reply in replies for name in reply)
+    """The names of the Celery workers that answered within `timeout` seconds and take from
+    this service's queue: on a shared Redis, another service's workers answer too."""
+    replies = current_app.control.inspect(timeout=timeout).active_queues() or {}
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    return sorted(
+        name for name, queues in replies.items() if any(q["name"] == queue for q in queues)
+    )
 
 
 @task_failure.connect

@@ -220,3 +220,26 @@ def test_the_upkeep_queues_again_the_reports_still_missing(ended_in_error, monke
     # then only the missing report is queued
     assert queued == [(str(ended_in_error.pk),)]
     assert reported.report and not never_uploaded.manifest
+
+
+def test_only_workers_taking_this_services_queue_count_as_running(settings, monkeypatch):
+    # given two workers answering on a shared broker, one of another service (another queue)
+    settings.CELERY_TASK_DEFAULT_QUEUE = "archive-a"
+    replies = {
+        "worker1@a": [{"name": "archive-a"}, {"name": "archive-a.upkeep"}],
+        "worker1@b": [{"name": "archive-b"}, {"name": "archive-b.upkeep"}],
+    }
+
+    class Inspect:
+        def __init__(self, timeout):
+            pass
+
+        def active_queues(self):
+            return replies
+
+    monkeypatch.setattr(tasks.current_app.control, "inspect", Inspect)
+    # then only this service's worker is running
+    assert tasks.workers_running() == ["worker1@a"]
+    # and none answering is none running
+    replies = None
+    assert tasks.workers_running() == []
