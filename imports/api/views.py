@@ -44,6 +44,17 @@ class ImportApi(APIView):
         return Response(body, status=status)
 
 
+class ImportCsvApi(ImportApi):
+    """An import's CSV download; its errors are JSON even for a client that asked for CSV."""
+
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    def handle_exception(self, exc):
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+
 class ImportCreateApi(ImportApi):
     @extend_schema(
         request=ImportCreateInput,
@@ -144,15 +155,7 @@ class ImportRollbackApi(ImportApi):
         return self.respond(job, status=200 if job.status == ImportStatus.ROLLED_BACK else 202)
 
 
-class ImportRollbackReportApi(ImportApi):
-    renderer_classes = [JSONRenderer, CsvRenderer]
-
-    def handle_exception(self, exc):
-        # Errors are JSON even for a client that asked for text/csv.
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
-
+class ImportRollbackReportApi(ImportCsvApi):
     @extend_schema(
         responses={
             (200, "text/csv"): OpenApiResponse(
@@ -173,15 +176,7 @@ class ImportRollbackReportApi(ImportApi):
         return response
 
 
-class ImportReportApi(ImportApi):
-    renderer_classes = [JSONRenderer, CsvRenderer]
-
-    def handle_exception(self, exc):
-        # Errors are JSON even for a client that asked for text/csv.
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
-
+class ImportReportApi(ImportCsvApi):
     @extend_schema(
         parameters=[
             OpenApiParameter(
