@@ -102,6 +102,20 @@ class FollowingCommand(BaseCommand):
         except (Http404, ValidationError):
             self.refuse_with("not_found", f"There is no import {uuid}.")
 
+    def watched(self, job: Import, every: float, what: str, stdout: TextIO | None) -> Import:
+        """The import once it has ended, its progress shown meanwhile; Ctrl-C stops watching
+        (exit 130) and `what` (the import, the rollback) goes on."""
+        try:
+            ended = follow(job.uuid, display_for(stdout or sys.stdout, every))
+        except KeyboardInterrupt:
+            self.stderr.write(
+                f"\nStopped watching; {what} goes on. Watch it again with "
+                f"`python manage.py import_watch {job.uuid}`."
+            )
+            raise SystemExit(progress.EXIT_INTERRUPTED) from None
+        self.stdout.write(progress.ending(ended))
+        return ended
+
     def announce(self, job: Import, what: str) -> None:
         """The import's uuid and status URL, and how to follow it from elsewhere."""
         self.stdout.write(f"{what} {job.uuid}")

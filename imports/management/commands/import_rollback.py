@@ -1,9 +1,7 @@
-import sys
-
 from imports import lifecycle
 from imports.errors import BulkImportError, NoWorkerRunning
 from imports.management import progress
-from imports.management.following import FollowingCommand, display_for, follow
+from imports.management.following import FollowingCommand
 from imports.tasks import workers_running
 
 
@@ -42,15 +40,6 @@ exit codes:
         self.announce(job, "Rolling back import")
         if options["detach"]:
             return
-        out = options.get("stdout") or sys.stdout
-        try:
-            ended = follow(job.uuid, display_for(out, options["every"]))
-        except KeyboardInterrupt:
-            self.stderr.write(
-                "\nStopped watching; the rollback goes on. Watch it again with "
-                f"`python manage.py import_watch {job.uuid}`."
-            )
-            raise SystemExit(progress.EXIT_INTERRUPTED) from None
-        self.stdout.write(progress.ending(ended))
+        ended = self.watched(job, options["every"], "the rollback", options.get("stdout"))
         if code := progress.rollback_exit_code(ended):
             raise SystemExit(code)

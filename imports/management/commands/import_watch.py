@@ -1,7 +1,5 @@
-import sys
-
 from imports.management import progress
-from imports.management.following import FollowingCommand, display_for, follow, report_write
+from imports.management.following import FollowingCommand, report_write
 
 
 class Command(FollowingCommand):
@@ -19,16 +17,7 @@ class Command(FollowingCommand):
 
     def handle(self, *args, **options) -> None:
         job = self.import_found(options["uuid"])
-        out = options.get("stdout") or sys.stdout
-        try:
-            ended = follow(job.uuid, display_for(out, options["every"]))
-        except KeyboardInterrupt:
-            self.stderr.write(
-                "\nStopped watching; the import goes on. Watch it again with "
-                f"`python manage.py import_watch {job.uuid}`."
-            )
-            raise SystemExit(progress.EXIT_INTERRUPTED) from None
-        self.stdout.write(progress.ending(ended))
+        ended = self.watched(job, options["every"], "the import", options.get("stdout"))
         if options["report"]:
             report_write(ended, options["report"], self.stdout.write)
         if code := progress.exit_code(ended):
