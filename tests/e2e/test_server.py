@@ -216,9 +216,11 @@ def import_started(service: Service, prefix: str, rows: int, batch_size: int) ->
 
 def test_a_stop_during_an_import_cuts_batches_short_and_a_restart_finishes_it(service_place):
     data_dir, stack_env = service_place
-    # given a service that gives running batches one second before cutting them short
+    # given a service that gives running batches one second before cutting them short, and
+    # batches that take longer than that (a batch of 1,500 rows took 0.9 s here: too close)
+    rows = 4 * ROWS
     with service_running(data_dir, stack_env, {**RECOVERY, "STOP_TIMEOUT": "1"}) as service:
-        job = import_started(service, "during", rows=ROWS, batch_size=ROWS // 2)
+        job = import_started(service, "during", rows=rows, batch_size=rows // 2)
 
         def batches_running():
             status = service.request("GET", job["status_url"]).json()
@@ -237,13 +239,13 @@ def test_a_stop_during_an_import_cuts_batches_short_and_a_restart_finishes_it(se
         # (the job's URLs name the first service's port)
         status = again.wait_ended(urlsplit(job["status_url"]).path, timeout_s=120)
         assert status["status"] == "finished", (status["error"], status["events"])
-        assert (status["total_rows"], status["imported_rows"]) == (ROWS, ROWS), status
+        assert (status["total_rows"], status["imported_rows"]) == (rows, rows), status
         documents = again.request("GET", f"/api/v1/documents/?import={job['uuid']}").json()
-        assert documents["count"] == ROWS
+        assert documents["count"] == rows
         report = again.request("GET", status["report_url"]).body.decode().splitlines()[1:]
-        assert [line.split(",")[0] for line in report] == [f"during-{n}" for n in range(ROWS)]
+        assert [line.split(",")[0] for line in report] == [f"during-{n}" for n in range(rows)]
         assert {line.split(",")[3] for line in report} == {"imported"}
-        assert len(again.stored_files(f"documents/{job['uuid']}")) == ROWS
+        assert len(again.stored_files(f"documents/{job['uuid']}")) == rows
         assert batches_run(again.log()) > 0, "no batch was delivered again"
 
 
