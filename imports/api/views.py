@@ -44,9 +44,9 @@ class ImportApi(APIView):
         return Response(body, status=status)
 
 
+# An import's CSV download; its errors are JSON even for a client that asked for CSV. (Not a
+# docstring: drf-spectacular would make it the description of every download it serves.)
 class ImportCsvApi(ImportApi):
-    """An import's CSV download; its errors are JSON even for a client that asked for CSV."""
-
     renderer_classes = [JSONRenderer, CsvRenderer]
 
     def handle_exception(self, exc):
