@@ -137,9 +137,7 @@ def batch_rollback_task(import_id: str, batch_id: int) -> None:
     batch_rollback(batch_id)
 
 
-@shared_task(
-    base=ImportTask, description="ending the rollback", again="roll the import back again"
-)
+@shared_task(base=ImportTask, description="ending the rollback", again="roll the import back again")
 def rollback_finish_task(import_id: str) -> None:
     rollback_finish(import_id)
 
@@ -194,14 +192,21 @@ def callback_deliver_task(
         )
 
 
-def workers_running(timeout: float = 1.0) -> list[str]:
-    """The names of the Celery workers that answered within `timeout` seconds and take from
-    this service's queue: on a shared Redis, another service's workers answer too."""
-    replies = current_app.control.inspect(timeout=timeout).active_queues() or {}
+def workers_running(timeout: float = 1.0, tries: int = 3) -> list[str]:
+    """The names of the Celery workers that take from this service's queue (on a shared Redis,
+    another service's workers answer too), asked up to `tries` times, `timeout` seconds each.
+
+    Asked again because a broadcast is not queued: on Redis it is a publication, which a worker
+    that has just started may not be subscribed to yet (one missed it, seen in CI)."""
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    return sorted(
-        name for name, queues in replies.items() if any(q["name"] == queue for q in queues)
-    )
+    for _ in range(tries):
+        replies = current_app.control.inspect(timeout=timeout).active_queues() or {}
+        names = [
+            name for name, queues in replies.items() if any(q["name"] == queue for q in queues)
+        ]
+        if names:
+            return sorted(names)
+    return []
 
 
 @task_failure.connect

@@ -243,3 +243,19 @@ def test_only_workers_taking_this_services_queue_count_as_running(settings, monk
     # and none answering is none running
     replies = None
     assert tasks.workers_running() == []
+
+
+def test_a_worker_that_missed_the_first_question_is_asked_again(monkeypatch):
+    # given a worker that misses the first broadcast (just started: not yet subscribed on Redis)
+    answers = iter([{}, {"worker1@a": [{"name": "celery"}]}])
+
+    class Inspect:
+        def __init__(self, timeout):
+            pass
+
+        def active_queues(self):
+            return next(answers)
+
+    monkeypatch.setattr(tasks.current_app.control, "inspect", Inspect)
+    # then the second question finds it
+    assert tasks.workers_running() == ["worker1@a"]
