@@ -245,9 +245,10 @@ def test_only_workers_taking_this_services_queue_count_as_running(settings, monk
     assert tasks.workers_running() == []
 
 
-def test_a_worker_that_missed_the_first_question_is_asked_again(monkeypatch):
+def test_a_worker_that_missed_the_first_question_is_asked_again(settings, monkeypatch):
     # given a worker that misses the first broadcast (just started: not yet subscribed on Redis)
-    answers = iter([{}, {"worker1@a": [{"name": "celery"}]}])
+    settings.CELERY_TASK_DEFAULT_QUEUE = "archive-a"
+    answers = iter([{}, {"worker1@a": [{"name": "archive-a"}]}])
 
     class Inspect:
         def __init__(self, timeout):
