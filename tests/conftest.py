@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.utils.functional import empty
 from rest_framework.test import APIClient
 
+from imports import tasks
 from imports.models import Import
 
 from .factories import csv_bytes, import_staged, scans_in
@@ -161,3 +162,23 @@ def stored_files(folder: str = "documents") -> set[str]:
     for name in folders:
         found |= stored_files(f"{folder}/{name}")
     return found
+
+
+Queued = list[tuple[str, tuple]]
+
+
+@pytest.fixture
+def queued(monkeypatch) -> Queued:
+    """Every task queued, as (short name, arguments), instead of being sent to a broker."""
+    sent: Queued = []
+    for name, task in {
+        "split": tasks.import_split_task,
+        "batch": tasks.batch_run_task,
+        "finish": tasks.import_finish_task,
+        "report": tasks.import_report_task,
+        "rollback": tasks.batch_rollback_task,
+        "rollback_finish": tasks.rollback_finish_task,
+        "callback": tasks.callback_deliver_task,
+    }.items():
+        monkeypatch.setattr(task, "delay", lambda *args, name=name: sent.append((name, args)))
+    return sent

@@ -37,22 +37,6 @@ pytestmark = pytest.mark.django_db
 HEADER = "identifier,file_path,title"
 WORKER = "celery@worker-1"
 
-Queued = list[tuple[str, tuple]]
-
-
-@pytest.fixture
-def queued(monkeypatch) -> Queued:
-    """Every task queued, as (short name, arguments), instead of being sent to a broker."""
-    sent: Queued = []
-    for name, task in {
-        "split": tasks.import_split_task,
-        "batch": tasks.batch_run_task,
-        "finish": tasks.import_finish_task,
-        "report": tasks.import_report_task,
-    }.items():
-        monkeypatch.setattr(task, "delay", lambda *args, name=name: sent.append((name, args)))
-    return sent
-
 
 @pytest.fixture
 def sweep(django_capture_on_commit_callbacks) -> Callable[[datetime | None], None]:

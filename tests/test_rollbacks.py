@@ -52,23 +52,6 @@ HEADER = "identifier,file_path,title"
 
 
 @pytest.fixture
-def queued(monkeypatch) -> list[tuple[str, tuple]]:
-    """Every task queued, as (short name, arguments), instead of being sent to a broker."""
-    sent: list[tuple[str, tuple]] = []
-    for name, task in {
-        "split": tasks.import_split_task,
-        "batch": tasks.batch_run_task,
-        "finish": tasks.import_finish_task,
-        "report": tasks.import_report_task,
-        "rollback": tasks.batch_rollback_task,
-        "rollback_finish": tasks.rollback_finish_task,
-        "callback": tasks.callback_deliver_task,
-    }.items():
-        monkeypatch.setattr(task, "delay", lambda *args, name=name: sent.append((name, args)))
-    return sent
-
-
-@pytest.fixture
 def ended(monkeypatch) -> list[tuple[str, str]]:
     """Every import_ended sent, as (import id, status)."""
     sent: list[tuple[str, str]] = []
