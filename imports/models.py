@@ -241,10 +241,7 @@ class Import(models.Model):
         return round(100 * self.processed_rows / self.total_rows, 1)
 
     def rows_per_second(self, now: datetime) -> float | None:
-        if not self.started_at or not self.processed_rows:
-            return None
-        elapsed_s = ((self.finished_at or now) - self.started_at).total_seconds()
-        return round(self.processed_rows / elapsed_s, 1) if elapsed_s > 0 else None
+        return _per_second(self.processed_rows, self.started_at, self.finished_at, now)
 
     def is_stale(self, now: datetime) -> bool:
         """Active, but no batch has reported for IMPORT_STALE_AFTER: its work was lost."""
@@ -259,6 +256,35 @@ class Import(models.Model):
         if self.status != ImportStatus.ACTIVE or not rate or self.total_rows is None:
             return None
         return round((self.total_rows - self.processed_rows) / rate, 1)
+
+    def rollback_progress_percent(self) -> float:
+        """The share of its imported rows the rollback has gone through; a dry run's imported
+        rows are its valid ones, which it never goes through: it is rolled back at once."""
+        if self.status == ImportStatus.ROLLED_BACK or not self.imported_rows:
+            return 100.0
+        return round(100 * self.rollback_rows / self.imported_rows, 1)
+
+    def rollback_rows_per_second(self, now: datetime) -> float | None:
+        return _per_second(
+            self.rollback_rows, self.rollback_started_at, self.rollback_finished_at, now
+        )
+
+    def rollback_eta_seconds(self, now: datetime) -> float | None:
+        rate = self.rollback_rows_per_second(now)
+        if self.phase != ImportPhase.ROLLING_BACK or not rate:
+            return None
+        return round((self.imported_rows - self.rollback_rows) / rate, 1)
+
+
+def _per_second(
+    done: int, started: datetime | None, ended: datetime | None, now: datetime
+) -> float | None:
+    """Rows per second from `started` to `ended` (to `now` while not ended); None before the
+    first row or when no time has passed."""
+    if not started or not done:
+        return None
+    elapsed_s = ((ended or now) - started).total_seconds()
+    return round(done / elapsed_s, 1) if elapsed_s > 0 else None
 
 
 class Batch(models.Model):

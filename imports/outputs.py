@@ -77,10 +77,7 @@ class RollbackOutput(serializers.Serializer):
 
     @extend_schema_field(serializers.FloatField(help_text="0 to 100."))
     def get_progress(self, job: Import) -> float:
-        # A dry run's imported_rows are its valid rows: rolled back, nothing was gone through.
-        if job.status == ImportStatus.ROLLED_BACK or not job.imported_rows:
-            return 100.0
-        return round(100 * job.rollback_rows / job.imported_rows, 1)
+        return job.rollback_progress_percent()
 
     @extend_schema_field(
         serializers.URLField(

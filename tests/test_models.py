@@ -1,6 +1,7 @@
 """The invariants the database itself guards."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -169,3 +170,24 @@ def test_a_document_has_no_confidentiality_or_one_its_choices_name():
         Document.objects.filter(pk=document.pk).update(confidentiality=confidentiality)
     with pytest.raises(IntegrityError), transaction.atomic():
         Document.objects.filter(pk=document.pk).update(confidentiality="top secret")
+
+
+def test_a_rollbacks_figures_are_its_own_and_it_has_no_eta_once_ended():
+    now = timezone.now()
+    job = Import(
+        status=ImportStatus.ACTIVE,
+        phase=ImportPhase.ROLLING_BACK,
+        imported_rows=1000,
+        rollback_rows=250,
+        rollback_started_at=now - timedelta(seconds=10),
+    )
+    # while it rolls back: its share, rate and time left, from its own rows and start
+    assert job.rollback_progress_percent() == 25.0
+    assert job.rollback_rows_per_second(now) == 25.0
+    assert job.rollback_eta_seconds(now) == 30.0
+    # once rolled back: all gone through, the rate over its whole run, nothing left to wait for
+    job.status, job.phase = ImportStatus.ROLLED_BACK, ImportPhase.NONE
+    job.rollback_rows, job.rollback_finished_at = 1000, now - timedelta(seconds=5)
+    assert job.rollback_progress_percent() == 100.0
+    assert job.rollback_rows_per_second(now) == 200.0
+    assert job.rollback_eta_seconds(now) is None

@@ -47,24 +47,14 @@ def percent(job: Import) -> float | None:
     done, total = done_of_total(job)
     if total is None:
         return None
-    if in_rollback(job):
-        return round(100 * done / total, 1) if total else 100.0
-    return job.progress_percent()
+    return job.rollback_progress_percent() if in_rollback(job) else job.progress_percent()
 
 
 def rate_and_eta(job: Import, now: datetime) -> tuple[float | None, float | None]:
     """Rows per second and the seconds left, as the import's own figures say (None: unknown)."""
-    if not in_rollback(job):
-        return job.rows_per_second(now), job.eta_seconds(now)
-    if not job.rollback_started_at or not job.rollback_rows:
-        return None, None
-    elapsed_s = ((job.rollback_finished_at or now) - job.rollback_started_at).total_seconds()
-    if elapsed_s <= 0:
-        return None, None
-    rate = round(job.rollback_rows / elapsed_s, 1)
-    if job.phase != ImportPhase.ROLLING_BACK:
-        return rate, None
-    return rate, round((job.imported_rows - job.rollback_rows) / rate, 1)
+    if in_rollback(job):
+        return job.rollback_rows_per_second(now), job.rollback_eta_seconds(now)
+    return job.rows_per_second(now), job.eta_seconds(now)
 
 
 def counts(job: Import) -> str:
