@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from .copies import attempts_sweep
@@ -149,9 +149,7 @@ def _outcomes(
         if document is None or identifier in seen:
             continue
         seen.add(identifier)
-        verdict = rollback_verdict(
-            import_id, document.import_job_id, document.created_by_import_id
-        )
+        verdict = rollback_verdict(import_id, document.import_job_id, document.created_by_import_id)
         yield RollbackOutcome(
             import_job_id=import_id,
             row_number=number,
@@ -168,12 +166,21 @@ def _file_delete(name: str) -> None:
         default_storage.delete(name)
 
 
-def _end_if_done(import_id) -> bool:
-    """End the rollback if none of the import's committed batches is left to go through."""
-    left = Batch.objects.filter(
+def _batches_left(import_id) -> QuerySet[Batch]:
+    """The import's committed batches its rollback has not gone through yet."""
+    return Batch.objects.filter(
         import_job_id=import_id, committed_at__isnull=False, rolled_back_at__isnull=True
     )
-    if left.exists():
+
+
+def batches_to_roll_back(import_id) -> list[int]:
+    """The ids of the batches the rollback has left, in order, for the tasks to queue."""
+    return list(_batches_left(import_id).order_by("number").values_list("pk", flat=True))
+
+
+def _end_if_done(import_id) -> bool:
+    """End the rollback if none of the import's committed batches is left to go through."""
+    if _batches_left(import_id).exists():
         return False
     ended = _rolling_back(import_id).update(
         status=ImportStatus.ROLLED_BACK,

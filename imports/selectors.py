@@ -57,22 +57,9 @@ def batches_uncommitted(import_id: UUID | str) -> QuerySet[Batch]:
     return Batch.objects.filter(import_job_id=import_id, committed_at__isnull=True)
 
 
-def batches_to_roll_back(import_id: UUID | str) -> list[int]:
-    """The import's committed batches its rollback has not gone through yet."""
-    return list(
-        Batch.objects.filter(
-            import_job_id=import_id, committed_at__isnull=False, rolled_back_at__isnull=True
-        )
-        .order_by("number")
-        .values_list("pk", flat=True)
-    )
-
-
 def import_callback_url(import_id: UUID | str) -> str:
     """The callback_url the import was created with, or ""."""
-    return (
-        Import.objects.filter(pk=import_id).values_list("callback_url", flat=True).first() or ""
-    )
+    return Import.objects.filter(pk=import_id).values_list("callback_url", flat=True).first() or ""
 
 
 def batches_lost(silent_since: datetime) -> list[int]:

@@ -36,13 +36,8 @@ from .lifecycle import import_fail, import_finish
 from .models import ImportPhase, ImportStatus
 from .recovery import batch_process_lost, imports_recover
 from .reports import ended_import_report, report_failed
-from .rollbacks import batch_rollback, rollback_finish
-from .selectors import (
-    batches_to_roll_back,
-    batches_uncommitted,
-    import_callback_url,
-    imports_without_report,
-)
+from .rollbacks import batch_rollback, batches_to_roll_back, rollback_finish
+from .selectors import batches_uncommitted, import_callback_url, imports_without_report
 from .signals import batch_ready, import_ended, import_work_ready
 from .staging import import_split
 from .upkeep import upkeep

@@ -40,8 +40,13 @@ from imports.models import (
     KeptBecause,
     RollbackAction,
 )
-from imports.rollbacks import batch_rollback, rollback_finish, rollback_verdict
-from imports.selectors import batches_lost, batches_to_roll_back
+from imports.rollbacks import (
+    batch_rollback,
+    batches_to_roll_back,
+    rollback_finish,
+    rollback_verdict,
+)
+from imports.selectors import batches_lost
 from imports.signals import import_ended
 
 from .factories import csv_bytes, import_run, import_uploaded, scans_in

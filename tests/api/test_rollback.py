@@ -5,8 +5,7 @@ import uuid
 import pytest
 
 from imports.models import Document
-from imports.rollbacks import batch_rollback
-from imports.selectors import batches_to_roll_back
+from imports.rollbacks import batch_rollback, batches_to_roll_back
 from tests.factories import csv_bytes, import_run, scans_in
 
 from .conftest import assert_error, body, create, job_of, streamed, url
