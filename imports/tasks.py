@@ -20,6 +20,7 @@ schedule tries it again; it never ends its import in error, not being part of it
 import logging
 import sqlite3
 import uuid
+from collections.abc import Iterable
 
 from billiard.exceptions import WorkerLostError
 from celery import Task, current_app, shared_task
@@ -214,30 +215,26 @@ def batch_process_lost_queue(sender=None, exception=None, args=(), **_) -> None:
 
 @receiver(import_work_ready)
 def work_queue(sender, import_id, phase: str, **_) -> None:
-    """Queue the counting of a manifest, or every batch not yet committed (the report once none
-    is left)."""
+    """Queue the counting of a manifest, every batch not yet committed (the report once none is
+    left), or every batch a rollback has left (its end once none is)."""
     if phase == ImportPhase.COUNTING:
         import_split_task.delay(str(import_id))
-        return
-    if phase == ImportPhase.ROLLING_BACK:
-        rollback_queue(import_id)
-        return
-    queued = 0
-    for batch_id in batches_uncommitted(import_id).values_list("pk", flat=True).iterator():
-        batch_run_task.delay(str(import_id), batch_id)
-        queued += 1
-    if not queued:
-        import_finish_task.delay(str(import_id))
+    elif phase == ImportPhase.ROLLING_BACK:
+        left = batches_to_roll_back(import_id)
+        _batches_queue(import_id, left, batch_rollback_task, rollback_finish_task)
+    else:
+        uncommitted = batches_uncommitted(import_id).values_list("pk", flat=True).iterator()
+        _batches_queue(import_id, uncommitted, batch_run_task, import_finish_task)
 
 
-def rollback_queue(import_id) -> None:
-    """Queue the rollback of every batch not yet rolled back (its end once none is left)."""
+def _batches_queue(import_id, batch_ids: Iterable[int], batch_task: Task, end_task: Task) -> None:
+    """Queue `batch_task` for each batch, or `end_task` when none is left."""
     queued = 0
-    for batch_id in batches_to_roll_back(import_id):
-        batch_rollback_task.delay(str(import_id), batch_id)
+    for batch_id in batch_ids:
+        batch_task.delay(str(import_id), batch_id)
         queued += 1
     if not queued:
-        rollback_finish_task.delay(str(import_id))
+        end_task.delay(str(import_id))
 
 
 @receiver(batch_ready)
