@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 DATABASE_GONE = (OperationalError, InterfaceError)
 POSTGRESQL_DISK_FULL = "53100"  # SQLSTATE disk_full
+RESUME = "resume the import"  # what a failure's words tell the operator to do, by default
 
 
 class ImportTask(Task):
@@ -56,7 +57,7 @@ class ImportTask(Task):
     max_retries = 5
     retry_backoff = 2  # seconds: then 4, 8, 16, 32, each with jitter
     retry_backoff_max = 60
-    again = "resume the import"  # what the operator does once the cause is gone
+    again = RESUME  # what the operator does once the cause is gone
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         import_id = args[0]
@@ -85,7 +86,7 @@ def database_full(exc: BaseException) -> bool:
     )
 
 
-def failure_reason(description: str, exc: BaseException, again: str = "resume the import") -> str:
+def failure_reason(description: str, exc: BaseException, again: str = RESUME) -> str:
     """Why an import ended in error, in words for the operator; never the exception's text
     (but for our own, whose words are written for the operator). `again` says what the operator
     does once the cause is gone: resume the import, or roll it back again."""
