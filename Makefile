@@ -3,12 +3,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint schema bench clean
+.PHONY: serve test lint schema bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 serve: $(STAMP)
@@ -26,6 +26,10 @@ lint: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python manage.py spectacular --file openapi.yaml --validate --fail-on-warn
+
+# The docs site (MkDocs) into var/site; any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir var/site
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

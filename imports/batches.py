@@ -191,7 +191,13 @@ def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
         _results_write(batch, rows, outcomes)
         _counters_add(job, outcomes, now)
         Batch.objects.filter(pk=batch.pk).update(
-            committed_at=now, committed_attempt=batch.attempts, heartbeat_at=None
+            committed_at=now,
+            committed_attempt=batch.attempts,
+            heartbeat_at=None,
+            # The batch in hand still holds the heartbeat its attempt started with.
+            duration_seconds=(
+                max((now - batch.heartbeat_at).total_seconds(), 0) if batch.heartbeat_at else None
+            ),
         )
         replaced = [outcome.replaced_file for outcome in outcomes if outcome.replaced_file]
         # An updated document's old file goes only once its new one is committed.

@@ -315,6 +315,11 @@ class Batch(models.Model):
     rolled_back_at = models.DateTimeField(
         null=True, blank=True, help_text="When the import's rollback went through its rows."
     )
+    duration_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="How long the attempt that committed it took, from its start to its commit.",
+    )
 
     class Meta:
         ordering = ["import_job", "number"]
@@ -331,6 +336,12 @@ class Batch(models.Model):
             models.CheckConstraint(
                 condition=Q(rolled_back_at__isnull=True) | Q(committed_at__isnull=False),
                 name="batch_rolled_back_once_committed",
+            ),
+            # Batches committed before it was recorded have none.
+            models.CheckConstraint(
+                condition=Q(duration_seconds__isnull=True)
+                | Q(duration_seconds__gte=0, committed_at__isnull=False),
+                name="batch_duration_once_committed",
             ),
         ]
 

@@ -1,7 +1,12 @@
+from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from .metrics import metrics_view
+
 urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("imports.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/schema/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

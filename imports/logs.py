@@ -1,0 +1,1 @@
+"""Structured logs (issue 13: filled in by its logs work)."""
