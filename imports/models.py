@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q, Value
+from django.utils import timezone
 
 
 class ImportStatus(models.TextChoices):
@@ -319,6 +320,9 @@ class Batch(models.Model):
         null=True,
         blank=True,
         help_text="How long the attempt that committed it took, from its start to its commit.",
+    )
+    created_at = models.DateTimeField(
+        default=timezone.now, help_text="When the count made it, ready to be queued."
     )
 
     class Meta:
