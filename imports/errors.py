@@ -237,3 +237,13 @@ class BatchLostTooOften(Exception):
 def storage_full(exc: BaseException) -> bool:
     """Whether `exc` says the storage has no space left (a full disk, or a quota reached)."""
     return isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS
+
+
+class MetricsNotAuthenticated(BulkImportError):
+    """/metrics was asked without the token METRICS_TOKEN is set to, or with another one."""
+
+    code = "not_authenticated"
+    default_detail = (
+        "The metrics need a token: send the one set in METRICS_TOKEN as "
+        "'Authorization: Bearer <token>'."
+    )
