@@ -21,7 +21,7 @@ import pytest
 from markdown.extensions.toc import slugify
 
 from ..waiting import wait_until
-from .conftest import STOP_BOUND_S, _stack_env
+from .conftest import STOP_BOUND_S, STOP_TIMEOUT_S, _stack_env
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "docs" / "quickstart.md"
@@ -54,7 +54,7 @@ def served(tmp_path_factory) -> Iterator[tuple[str, dict]]:
             "DATA_DIR": str(data_dir),
             "PORT": str(port),
             "DJANGO_SETTINGS_MODULE": "imports.settings",
-            "STOP_TIMEOUT": "15",
+            "STOP_TIMEOUT": str(STOP_TIMEOUT_S),
             **_stack_env(stack),  # its own database, queue and bucket prefix on the stack
         }
         log = stack.enter_context((data_dir.parent / "serve.log").open("w"))
