@@ -21,6 +21,7 @@ from django.utils import timezone
 from .copies import files_delete
 from .errors import BatchLostTooOften
 from .heartbeats import Heartbeat
+from .logs import event_on_commit
 from .models import (
     Batch,
     Document,
@@ -152,7 +153,26 @@ def attempt_lost(batch: Batch, now: datetime, again_how: str, how: str = "") -> 
         kind=EventKind.BATCH_LOST if again else EventKind.GAVE_UP,
         detail=detail,
     )
+    batch_lost_log(batch, how or "stopped reporting", again)
     return again
+
+
+def batch_lost_log(batch: Batch, how: str, requeued: bool) -> None:
+    """Log, once committed, that the batch's last attempt was lost `how`, and whether it is
+    queued again (False: lost too often, its import ends in error)."""
+    event_on_commit(
+        logger,
+        "batch lost",
+        batch.import_job_id,
+        batch=batch.number,
+        first_row=batch.first_row,
+        last_row=batch.last_row,
+        worker=batch.worker,
+        how=how,
+        requeues=batch.requeues,
+        max_requeues=settings.IMPORT_BATCH_MAX_REQUEUES,
+        requeued=requeued,
+    )
 
 
 def _attempt_end(batch: Batch) -> None:
@@ -189,15 +209,32 @@ def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
         now = timezone.now()
         _documents_write(outcomes, now)
         _results_write(batch, rows, outcomes)
-        _counters_add(job, outcomes, now)
+        counts = _counters_add(job, outcomes, now)
+        # The batch in hand still holds the heartbeat its attempt started with.
+        duration = (
+            max((now - batch.heartbeat_at).total_seconds(), 0) if batch.heartbeat_at else None
+        )
         Batch.objects.filter(pk=batch.pk).update(
             committed_at=now,
             committed_attempt=batch.attempts,
             heartbeat_at=None,
-            # The batch in hand still holds the heartbeat its attempt started with.
-            duration_seconds=(
-                max((now - batch.heartbeat_at).total_seconds(), 0) if batch.heartbeat_at else None
-            ),
+            duration_seconds=duration,
+        )
+        event_on_commit(
+            logger,
+            "batch committed",
+            job.pk,
+            batch=batch.number,
+            first_row=batch.first_row,
+            last_row=batch.last_row,
+            rows=len(outcomes),
+            # As the import's counters: in a dry run, `imported` counts the valid rows.
+            imported_rows=counts[RowStatus.IMPORTED] + counts[RowStatus.VALID],
+            skipped_rows=counts[RowStatus.SKIPPED],
+            failed_rows=counts[RowStatus.FAILED],
+            duration_seconds=duration,
+            attempt=batch.attempts,
+            worker=batch.worker,
         )
         replaced = [outcome.replaced_file for outcome in outcomes if outcome.replaced_file]
         # An updated document's old file goes only once its new one is committed.
@@ -207,7 +244,8 @@ def _commit(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> bool:
     return True
 
 
-def _counters_add(job: Import, outcomes: list[Outcome], now) -> None:
+def _counters_add(job: Import, outcomes: list[Outcome], now) -> Counter:
+    """Add the batch's rows to the import's counters; the rows by outcome."""
     counts = Counter(outcome.status for outcome in outcomes)
     Import.objects.filter(pk=job.pk).update(
         processed_rows=F("processed_rows") + len(outcomes),
@@ -218,6 +256,7 @@ def _counters_add(job: Import, outcomes: list[Outcome], now) -> None:
         heartbeat_at=now,
         stalls=0,
     )
+    return counts
 
 
 def _results_write(batch: Batch, rows: list[Row], outcomes: list[Outcome]) -> None:

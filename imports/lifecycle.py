@@ -7,6 +7,7 @@ both win. Work that follows a change is announced once it is committed (imports.
 """
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Case, F, Q, TextField, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -33,6 +34,7 @@ from .errors import (
     RollbackNotCancellable,
 )
 from .heartbeats import Heartbeat
+from .logs import event, event_on_commit
 from .manifest import detect_format
 from .models import (
     ENDED_STATUSES,
@@ -48,6 +50,8 @@ from .selectors import batches_uncommitted, imports_expire_pending
 from .signals import ended_on_commit, work_ready_on_commit
 from .sources import source_from_settings
 from .webhooks import callback_url_check
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,13 +77,24 @@ def import_create(
     imports_expire_pending()
     try:
         with transaction.atomic():
-            return Import.objects.create(
+            job = Import.objects.create(
                 created_by=user,
                 dry_run=dry_run,
                 on_conflict=on_conflict,
                 batch_size=batch_size or settings.IMPORT_BATCH_SIZE,
                 callback_url=callback_url,
             )
+            # Whether it has a callback, never its URL: the query may carry a token.
+            event_on_commit(
+                logger,
+                "import created",
+                job.pk,
+                dry_run=job.dry_run,
+                on_conflict=job.on_conflict,
+                batch_size=job.batch_size,
+                callback=bool(callback_url),
+            )
+            return job
     except IntegrityError:
         # The one_open_import constraint: the database, not a prior check, decides.
         raise AnotherImportOpen() from None
@@ -107,17 +122,17 @@ def import_upload(job: Import, receive: Callable[[], Upload]) -> Import:
                 "the file you meant, or it changed in transit. Nothing was stored."
             )
         manifest_format = detect_format(manifest)
-        name = default_storage.save(
-            f"manifests/{job.uuid}-{secrets.token_hex(4)}.csv", File(manifest, name="manifest.csv")
-        )
-    if not _started(job, name, manifest_format.to_json(), digest):
+        stored = File(manifest, name="manifest.csv")
+        size = stored.size
+        name = default_storage.save(f"manifests/{job.uuid}-{secrets.token_hex(4)}.csv", stored)
+    if not _started(job, name, manifest_format.to_json(), digest, size):
         default_storage.delete(name)
         raise ImportNotPending()
     job.refresh_from_db()
     return job
 
 
-def _started(job: Import, manifest: str, manifest_format: dict, digest: str) -> bool:
+def _started(job: Import, manifest: str, manifest_format: dict, digest: str, size: int) -> bool:
     """Make a pending import active with its manifest, and announce its counting."""
     now = timezone.now()
     with transaction.atomic():
@@ -132,6 +147,16 @@ def _started(job: Import, manifest: str, manifest_format: dict, digest: str) -> 
         )
         if started:
             work_ready_on_commit(job.pk, ImportPhase.COUNTING)
+            event_on_commit(
+                logger,
+                "manifest accepted",
+                job.pk,
+                bytes=size,
+                sha256=digest,
+                encoding=manifest_format["encoding"],
+                delimiter=manifest_format["delimiter"],
+                columns=manifest_format["columns"],
+            )
     return bool(started)
 
 
@@ -188,6 +213,45 @@ def _end(import_id, expected: Q, status: str, **fields) -> bool:
     return bool(ended)
 
 
+def import_ended_log(import_id, status: str) -> None:
+    """Log the end of an import with its figures, read once it is committed (imports.tasks
+    connects it to signals.import_ended). A rollback's duration is the rollback's own.
+
+    Sent once the end is committed, where an exception would fail the call that ended it (a
+    request's answer): a database gone meanwhile costs the line alone."""
+    try:
+        job = Import.objects.filter(pk=import_id).first()
+    except DatabaseError:
+        logger.warning("import %s ended %s; its figures could not be read", import_id, status)
+        return
+    if job is None:
+        return
+    if status == ImportStatus.ROLLED_BACK:
+        began, ended = job.rollback_started_at, job.rollback_finished_at
+        rollback = {
+            "documents_deleted": job.documents_deleted,
+            "documents_kept": job.documents_kept,
+        }
+    else:
+        began, ended, rollback = job.started_at, job.finished_at, {}
+    event(
+        logger,
+        "import ended",
+        import_id,
+        status=status,
+        dry_run=job.dry_run,
+        total_rows=job.total_rows,
+        processed_rows=job.processed_rows,
+        imported_rows=job.imported_rows,
+        skipped_rows=job.skipped_rows,
+        failed_rows=job.failed_rows,
+        **rollback,
+        duration_seconds=(ended - began).total_seconds() if began and ended else None,
+        # The operator's words (imports.tasks.failure_reason): never an exception's text.
+        **({"error": job.error} if job.error else {}),
+    )
+
+
 def import_resume(job: Import) -> Import:
     """Continue an import that ended in error, or a stale active one, from what is not committed.
 
@@ -215,6 +279,7 @@ def import_resume(job: Import) -> Import:
                 # A batch lost too often gets as many tries again as a new one.
                 batches_uncommitted(job.pk).update(requeues=0, heartbeat_at=None)
                 work_ready_on_commit(job.pk, phase)
+                event_on_commit(logger, "import resumed", job.pk, phase=phase)
     except IntegrityError:
         raise AnotherImportOpen() from None
     if not resumed:
@@ -349,3 +414,4 @@ def _rollback_announce(import_id, now) -> None:
         ended_on_commit(import_id, ImportStatus.ROLLED_BACK)
     else:
         work_ready_on_commit(import_id, ImportPhase.ROLLING_BACK)
+        event_on_commit(logger, "rollback started", import_id)

@@ -14,6 +14,7 @@ Either, repeated more than IMPORT_BATCH_MAX_REQUEUES times, ends the import in e
 that kills its worker every time must not loop for ever.
 """
 
+import logging
 from datetime import datetime
 
 from django.conf import settings
@@ -21,11 +22,14 @@ from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from .batches import attempt_lost, lost_too_often, silent_since
+from .batches import attempt_lost, batch_lost_log, lost_too_often, silent_since
 from .lifecycle import import_fail
+from .logs import event_on_commit
 from .models import Batch, EventKind, Import, ImportEvent, ImportPhase, ImportStatus
 from .selectors import batches_lost, imports_stalled
 from .signals import batch_ready_on_commit, work_ready_on_commit
+
+logger = logging.getLogger(__name__)
 
 
 def imports_recover(now: datetime | None = None) -> None:
@@ -81,7 +85,10 @@ def _batch_requeue(
         )
         if batch is None:
             return  # another sweep took it, or it beat, committed or ended meanwhile
-        again = batch.heartbeat_at is None or attempt_lost(batch, now, again_how, how=how)
+        started = batch.heartbeat_at is not None
+        again = not started or attempt_lost(batch, now, again_how, how=how)
+        if not started:  # its message died before it started: queued again, not counted
+            batch_lost_log(batch, f"{how} before it started", requeued=True)
         if silent_since:
             # The import's own silence is this batch's: not a stall to recover a second time.
             Import.objects.filter(pk=batch.import_job_id).update(recovered_at=now)
@@ -116,6 +123,15 @@ def import_recover(import_id, since: datetime, now: datetime) -> None:
         again = job.stalls <= settings.IMPORT_BATCH_MAX_REQUEUES
         ImportEvent.objects.create(
             import_job=job, at=now, kind=EventKind.IMPORT_STALLED, detail=_stall_said(job, again)
+        )
+        event_on_commit(
+            logger,
+            "import stalled",
+            job.pk,
+            phase=job.phase,
+            stalls=job.stalls,
+            max_stalls=settings.IMPORT_BATCH_MAX_REQUEUES,
+            requeued=again,
         )
         if again:
             work_ready_on_commit(job.pk, job.phase)

@@ -14,6 +14,7 @@ when it is started again; it never leaves a file that no document names.
 
 import csv
 import io
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from django.utils import timezone
 from .copies import attempts_sweep
 from .errors import RollbackNotStarted
 from .heartbeats import Heartbeat
+from .logs import event_on_commit
 from .models import (
     Batch,
     Document,
@@ -41,6 +43,8 @@ from .models import (
 from .signals import ended_on_commit
 
 REPORT_HEADER = ("row", "identifier", "document_uuid", "action", "kept_because")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,15 @@ def _batch_rollback(batch_id: int, import_id) -> None:
             documents_kept=F("documents_kept") + len(outcomes) - len(deleted),
             heartbeat_at=now,
             stalls=0,
+        )
+        event_on_commit(
+            logger,
+            "batch rolled back",
+            import_id,
+            batch=batch.number,
+            rows=len(rows),
+            documents_deleted=len(deleted),
+            documents_kept=len(outcomes) - len(deleted),
         )
         ended = _end_if_done(import_id)
     if ended:

@@ -295,10 +295,26 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Logs (imports.logs): one line per record on stderr, readable text or one JSON object.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
+if LOG_FORMAT not in ("console", "json"):
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be console or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "console": {"()": "imports.logs.ConsoleFormatter"},
+        "json": {"()": "imports.logs.JsonLines"},
+    },
+    # An exception is told by its class and where it was raised: its text may hold a path.
+    "filters": {"without_exception_text": {"()": "imports.logs.WithoutExceptionText"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["without_exception_text"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # urllib3 logs whole request lines at DEBUG: a callback_url's query may carry a token.
     # kombu warns of a broker URL without a host at every connection to the filesystem broker.

@@ -3,6 +3,7 @@
 Rows are staged with their cells, so that any worker on any machine can run any batch.
 """
 
+import logging
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -10,12 +11,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from .heartbeats import Heartbeat
+from .logs import event_on_commit
 from .manifest import ManifestFormat, read_rows
 from .models import Batch, Import, ImportPhase, ImportStatus, Row
 from .signals import work_ready_on_commit
 
 STAGE_ROWS = 5000
 IDENTIFIER_WIDTH = Row._meta.get_field("identifier").max_length
+
+logger = logging.getLogger(__name__)
 
 
 def import_split(import_id: str) -> None:
@@ -42,6 +46,8 @@ def import_split(import_id: str) -> None:
         )
         if counted:
             work_ready_on_commit(job.pk, ImportPhase.IMPORTING)
+            batches = -(-total // job.batch_size)  # every batch is full but the last
+            event_on_commit(logger, "manifest counted", job.pk, total_rows=total, batches=batches)
 
 
 def _stage(job: Import) -> int | None:

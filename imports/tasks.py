@@ -33,7 +33,8 @@ from django.utils import timezone
 from .batches import batch_run
 from .callbacks import callback_delay, callback_deliver, callbacks_stuck
 from .errors import BatchLostTooOften, SourceUnavailable, storage_full
-from .lifecycle import import_fail, import_finish
+from .lifecycle import import_ended_log, import_fail, import_finish
+from .logs import event, exception_said
 from .models import ImportPhase, ImportStatus
 from .recovery import batch_process_lost, imports_recover
 from .reports import ended_import_report, report_failed
@@ -61,12 +62,25 @@ class ImportTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         import_id = args[0]
-        logger.error("task %s failed for import %s", self.name, import_id, exc_info=exc)
+        reason = failure_reason(self.description, exc, self.again)
+        # The exception's class, never its text or traceback: an OSError's names its file.
+        # (Celery's own line for the failure says where it was raised: imports.logs.)
+        event(
+            logger,
+            "task failed",
+            import_id,
+            level=logging.ERROR,
+            task=self.name,
+            error=exception_said(exc),
+            reason=reason,
+        )
         _broken_connections_close()
         try:
-            import_fail(import_id, failure_reason(self.description, exc, self.again))
-        except DatabaseError:
-            logger.exception("import %s could not be marked as failed", import_id)
+            import_fail(import_id, reason)
+        except DatabaseError as error:
+            logger.error(
+                "import %s could not be marked as failed (%s)", import_id, exception_said(error)
+            )
 
 
 def _broken_connections_close() -> None:
@@ -144,12 +158,16 @@ class ReportTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         import_id = args[0]
-        logger.error("the report of import %s could not be written", import_id, exc_info=exc)
+        event(logger, "report failed", import_id, level=logging.ERROR, error=exception_said(exc))
         _broken_connections_close()
         try:
             report_failed(import_id, type(exc).__name__)
-        except DatabaseError:
-            logger.exception("import %s: the report's failure could not be recorded", import_id)
+        except DatabaseError as error:
+            logger.error(
+                "import %s: the report's failure could not be recorded (%s)",
+                import_id,
+                exception_said(error),
+            )
 
 
 @shared_task(base=ReportTask, description="writing the report")
@@ -257,3 +275,9 @@ def callback_queue(sender, import_id, status: str, **_) -> None:
     id stays the same through its retries, so that a receiver can tell a repeat."""
     if import_callback_url(import_id):
         callback_deliver_task.delay(str(import_id), status, f"{import_id}-{uuid.uuid4().hex}")
+
+
+@receiver(import_ended)
+def end_log(sender, import_id, status: str, **_) -> None:
+    """Log the import's end with its figures (last: a failure here stops no other receiver)."""
+    import_ended_log(import_id, status)
