@@ -1,1 +1,0 @@
-"""The Django admin, made for imports (issue 13: filled in by its admin work)."""

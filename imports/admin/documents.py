@@ -1,0 +1,124 @@
+"""Documents in the admin: searched and filtered, read only, the file served from storage.
+
+A document is written by imports alone: nobody adds, edits or deletes one here, so its file and
+its checksum are always those the import verified.
+"""
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse
+from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from .. import selectors
+from ..models import Document
+
+# Types a browser shows without running anything (the API's DocumentContentApi serves the same
+# ones inline); every other file is a download, and has no thumbnail.
+INLINE_CONTENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = (
+        "identifier",
+        "title",
+        "thumbnail",
+        "content_type",
+        "language",
+        "size_words",
+        "import_job",
+        "updated_at",
+    )
+    list_filter = ("import_job", "content_type", "language")
+    search_fields = ("identifier", "title")
+    list_select_related = ("import_job",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "uuid",
+                    "identifier",
+                    "title",
+                    "description",
+                    "author",
+                    "created_date",
+                    "language",
+                    "confidentiality",
+                    "extra",
+                )
+            },
+        ),
+        ("File", {"fields": ("file_link", "thumbnail", "content_type", "size", "sha256")}),
+        ("Imports", {"fields": ("import_job", "created_by_import", "created_at", "updated_at")}),
+    )
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
+
+    class Media:
+        css = {"all": ["imports/admin.css"]}
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        user = request.user
+        return user.has_perm("imports.view_document") or user.has_perm("imports.run_import")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return selectors.documents_filter().select_related("import_job")
+
+    @admin.display(description="file")
+    def file_link(self, document: Document) -> str:
+        return format_html('<a href="{}">{}</a>', _content_url(document), document.file_name)
+
+    @admin.display(description="thumbnail")
+    def thumbnail(self, document: Document) -> str:
+        if document.content_type not in INLINE_CONTENT_TYPES:
+            return ""
+        return format_html(
+            '<img class="document-thumbnail" src="{}?inline=1" alt="{}">',
+            _content_url(document),
+            document.identifier,
+        )
+
+    @admin.display(description="size", ordering="size")
+    def size_words(self, document: Document) -> str:
+        return filesizeformat(document.size)
+
+    def get_urls(self):
+        content = self.admin_site.admin_view(self.content_view)
+        return [
+            path("<uuid:uuid>/content/", content, name="imports_document_content"),
+            *super().get_urls(),
+        ]
+
+    def content_view(self, request, uuid) -> FileResponse:
+        """The stored file, as the API's DocumentContentApi serves it, with the session's login."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        document = selectors.document_get(uuid)
+        inline = (
+            request.GET.get("inline") in ("1", "true")
+            and document.content_type in INLINE_CONTENT_TYPES
+        )
+        response = FileResponse(
+            document.file.open("rb"),
+            as_attachment=not inline,
+            content_type=document.content_type,
+            filename=document.file_name,
+        )
+        # An archive's PDF or HTML must never run as a page of the admin's origin.
+        response["Content-Security-Policy"] = "sandbox"
+        return response
+
+
+def _content_url(document: Document) -> str:
+    return reverse("admin:imports_document_content", kwargs={"uuid": document.pk})
