@@ -13,7 +13,7 @@ from django.urls import reverse
 from rest_framework.fields import empty
 
 from imports.admin.forms import ImportStartForm
-from imports.api.serializers import ImportCreateInput
+from imports.inputs import ImportCreateInput
 from imports.models import Document, Import, ImportPhase, ImportStatus
 from imports.selectors import import_get
 

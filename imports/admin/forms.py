@@ -1,12 +1,13 @@
 """The start page's form: the create options of the API's ImportCreateInput, and the manifest.
 
-The admin may not import imports.api (the layers in pyproject.toml), so the options are declared
-here field for field with the API's: the same names, choices, bounds and defaults.
-tests/test_admin.py compares the two, so that an option added to one and not the other fails.
+The fields are declared here for the page (labels, widgets, help), field for field with
+ImportCreateInput, which tests/test_admin.py compares; the options are then checked by
+ImportCreateInput itself, so that the rules are the API's alone.
 """
 
 from django import forms
 
+from ..inputs import ImportCreateInput
 from ..models import OnConflict
 
 BATCH_SIZE_MAX = 10_000
@@ -42,9 +43,17 @@ class ImportStartForm(forms.Form):
         "must be in IMPORT_CALLBACK_ALLOWED_HOSTS.",
     )
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # An option left empty is not given, so that it has the API's default.
+        given = {name: value for name, value in cleaned.items() if name != "manifest" and value}
+        options = ImportCreateInput(data=given)
+        if options.is_valid():
+            self.options = dict(options.validated_data)
+        for name, problems in options.errors.items():
+            self.add_error(name if name in self.fields else None, problems)
+        return cleaned
+
     def create_options(self) -> dict:
-        """The validated options, as lifecycle.import_create takes them; one left empty is not
-        given, so that it has the default the API's has."""
-        options = {name: value for name, value in self.cleaned_data.items() if value}
-        options.pop("manifest")
-        return options
+        """The options as ImportCreateInput validated them, for lifecycle.import_create."""
+        return self.options

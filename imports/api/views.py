@@ -11,16 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import lifecycle, reports, rollbacks, selectors
+from ..inputs import ImportCreateInput
 from ..models import Import, ImportStatus
-from ..outputs import ImportOutput
+from ..outputs import ImportOutput, document_file_response
 from .auth import CanReadDocuments, CanRunImports
 from .renderers import CsvRenderer
-from .serializers import (
-    DocumentOutput,
-    ErrorOutput,
-    ImportCreateInput,
-    ManifestUploadInput,
-)
+from .serializers import DocumentOutput, ErrorOutput, ManifestUploadInput
 from .uploads import DIGEST_HEADERS, manifest_upload
 
 
@@ -278,10 +274,6 @@ class DocumentDetailApi(generics.RetrieveAPIView):
         return selectors.documents_filter()
 
 
-# Types a browser shows without running anything; every other file is served as an attachment.
-INLINE_CONTENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
-
-
 class DocumentContentApi(APIView):
     permission_classes = [CanReadDocuments]
 
@@ -306,16 +298,4 @@ class DocumentContentApi(APIView):
     )
     def get(self, request, uuid):
         document = selectors.document_get(uuid)
-        inline = (
-            request.query_params.get("inline") in ("1", "true")
-            and document.content_type in INLINE_CONTENT_TYPES
-        )
-        response = FileResponse(
-            document.file.open("rb"),
-            as_attachment=not inline,
-            content_type=document.content_type,
-            filename=document.file_name,
-        )
-        # An archive's PDF or HTML must never run as a page of the API's origin.
-        response["Content-Security-Policy"] = "sandbox"
-        return response
+        return document_file_response(document, request.query_params.get("inline") in ("1", "true"))
