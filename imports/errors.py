@@ -150,6 +150,9 @@ class DigestInvalid(ManifestInvalid):
 class ManifestTooLarge(BulkImportError):
     code = "manifest_too_large"
 
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The manifest is larger than the {limit} bytes allowed.")
+
 
 class SourceNotAllowed(BulkImportError):
     """A source other than the service's own was asked for (the command's --source)."""

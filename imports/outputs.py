@@ -6,13 +6,14 @@ settings.PUBLIC_URL where there is no request (a callback, a command).
 """
 
 from django.conf import settings
+from django.http import FileResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from .models import Import, ImportEvent, ImportPhase, ImportStatus
+from .models import Document, Import, ImportEvent, ImportPhase, ImportStatus
 from .selectors import import_events
 
 
@@ -203,3 +204,21 @@ def import_body(job: Import, base_url: str | None = None) -> dict:
 def import_body_json(job: Import) -> bytes:
     """The status body as the API sends it, as bytes to post and sign."""
     return JSONRenderer().render(import_body(job))
+
+
+# Types a browser shows without running anything; every other file is served as an attachment.
+INLINE_CONTENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
+
+
+def document_file_response(document: Document, inline: bool = False) -> FileResponse:
+    """The document's stored file, for the API and the admin: shown in the browser only when
+    asked and a raster image, downloaded otherwise."""
+    response = FileResponse(
+        document.file.open("rb"),
+        as_attachment=not (inline and document.content_type in INLINE_CONTENT_TYPES),
+        content_type=document.content_type,
+        filename=document.file_name,
+    )
+    # An archive's PDF or HTML must never run as a page of the service's origin.
+    response["Content-Security-Policy"] = "sandbox"
+    return response

@@ -13,10 +13,7 @@ from django.utils.html import format_html
 
 from .. import selectors
 from ..models import Document
-
-# Types a browser shows without running anything (the API's DocumentContentApi serves the same
-# ones inline); every other file is a download, and has no thumbnail.
-INLINE_CONTENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
+from ..outputs import INLINE_CONTENT_TYPES, document_file_response
 
 
 @admin.register(Document)
@@ -105,19 +102,7 @@ class DocumentAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         document = selectors.document_get(uuid)
-        inline = (
-            request.GET.get("inline") in ("1", "true")
-            and document.content_type in INLINE_CONTENT_TYPES
-        )
-        response = FileResponse(
-            document.file.open("rb"),
-            as_attachment=not inline,
-            content_type=document.content_type,
-            filename=document.file_name,
-        )
-        # An archive's PDF or HTML must never run as a page of the admin's origin.
-        response["Content-Security-Policy"] = "sandbox"
-        return response
+        return document_file_response(document, request.GET.get("inline") in ("1", "true"))
 
 
 def _content_url(document: Document) -> str:

@@ -51,9 +51,7 @@ def import_start(user, options: dict, manifest: UploadedFile) -> Import:
 
 def _upload(manifest: UploadedFile) -> lifecycle.Upload:
     if manifest.size > settings.IMPORT_MAX_MANIFEST_BYTES:
-        raise ManifestTooLarge(
-            f"The manifest is larger than the {settings.IMPORT_MAX_MANIFEST_BYTES} bytes allowed."
-        )
+        raise ManifestTooLarge(settings.IMPORT_MAX_MANIFEST_BYTES)
     return lifecycle.Upload(manifest=manifest)
 
 

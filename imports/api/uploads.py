@@ -44,9 +44,7 @@ SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def too_large() -> ManifestTooLarge:
-    return ManifestTooLarge(
-        f"The manifest is larger than the {settings.IMPORT_MAX_MANIFEST_BYTES} bytes allowed."
-    )
+    return ManifestTooLarge(settings.IMPORT_MAX_MANIFEST_BYTES)
 
 
 class CompleteBody:
