@@ -19,7 +19,6 @@ from django.db import transaction
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-FORMATS = ("console", "json")
 # What a record holds beyond these is an event's field (`extra=`); "message" is made by format().
 STANDARD_ATTRS = {*RESERVED_ATTRS, "message", "asctime"}
 
@@ -51,14 +50,17 @@ class JsonLines(JsonFormatter):
 
 
 class ConsoleFormatter(logging.Formatter):
-    """The time, level, logger and message, then an event's fields as key=value."""
+    """The time, level, logger and message, then an event's fields as key=value (but `event`,
+    which is its message)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = (f"{key}={_plain(value)}" for key, value in _fields(record).items())
+        fields = (
+            f"{key}={_plain(value)}" for key, value in _fields(record).items() if key != "event"
+        )
         return " ".join([line, *fields])
 
 
@@ -76,26 +78,28 @@ def _plain(value) -> str:
 class WithoutExceptionText(logging.Filter):
     """Tell every exception by its class and where it was raised, never by its text.
 
-    For our records and for those of Django, waitress and Celery alike: a record's traceback
-    becomes `error` (the class) and `error_at` (its frames, innermost first, as `file:line
-    function` with file names only); an exception among the arguments of Celery's messages
-    ("Task ... raised unexpected: %(exc)s") becomes its class. Celery's `data`, a copy of those
-    arguments with the traceback's text, is dropped.
+    For our records and for those of Django, waitress, Celery and kombu alike: a record's
+    traceback becomes `error` (the class) and `error_at` (its frames, innermost first, as
+    `file:line function` with file names only); an exception among a message's arguments
+    (Celery's "Task ... raised unexpected: %(exc)s") becomes its class. Celery's `data`, a copy
+    of those arguments with the traceback's text, is dropped, and so is a stack's.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
             record.error = exception_said(record.exc_info[1])
             record.error_at = _frames(record.exc_info[1])
-        record.exc_info = None
-        record.exc_text = None
+        record.exc_info = record.exc_text = record.stack_info = None
         if isinstance(record.args, dict):
-            record.args = {
-                key: exception_said(value) if isinstance(value, BaseException) else value
-                for key, value in record.args.items()
-            }
+            record.args = {key: _said(value) for key, value in record.args.items()}
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_said(value) for value in record.args)
         record.__dict__.pop("data", None)
         return True
+
+
+def _said(value):
+    return exception_said(value) if isinstance(value, BaseException) else value
 
 
 def exception_said(exc: BaseException) -> str:

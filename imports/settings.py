@@ -316,9 +316,20 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # urllib3 logs whole request lines at DEBUG: a callback_url's query may carry a token.
-    # kombu warns of a broker URL without a host at every connection to the filesystem broker.
-    "loggers": {"urllib3": {"level": "WARNING"}, "kombu.connection": {"level": "ERROR"}},
+    "loggers": {
+        # Through the one handler alone: Django's own (with DEBUG) prints plain text with the
+        # exception's text. At INFO, as Django has it, whatever LOG_LEVEL says: its SQL would
+        # show manifest cells.
+        "django": {"handlers": [], "level": "INFO"},
+        # Kept above DEBUG too, for what they would log there: urllib3, whole request lines (a
+        # callback_url's query may carry a token); botocore and s3transfer, request headers
+        # (AWS_SESSION_TOKEN) and keys. kombu warns of a broker URL without a host at every
+        # connection to the filesystem broker.
+        "urllib3": {"level": "WARNING"},
+        "botocore": {"level": "INFO"},
+        "s3transfer": {"level": "INFO"},
+        "kombu.connection": {"level": "ERROR"},
+    },
 }
 
 # /metrics (imports.metrics): open to whoever reaches the port unless a token is set, which a

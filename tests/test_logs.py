@@ -81,8 +81,7 @@ def test_a_json_line_holds_the_event_its_import_and_its_fields():
 def test_a_console_line_shows_the_message_then_the_fields_as_key_value():
     line = formatted(ConsoleFormatter(), recorded(committed))
     assert line.rstrip("\n").endswith(
-        'INFO tests.logs: batch committed event="batch committed" import=b6977430-0bbe batch=3 '
-        "worker=w1@host failed_rows=1"
+        "INFO tests.logs: batch committed import=b6977430-0bbe batch=3 worker=w1@host failed_rows=1"
     )
 
 
@@ -133,6 +132,15 @@ def test_celerys_failure_line_names_the_exception_by_its_class():
     assert "/srv" not in line
 
 
+def test_an_exception_given_as_an_argument_is_told_by_its_class():
+    error = failed_on_a_file()
+    line = formatted(
+        ConsoleFormatter(), recorded(lambda logger: logger.error("Unrecoverable error: %r", error))
+    )
+    assert line.rstrip("\n").endswith("Unrecoverable error: 'FileNotFoundError'")
+    assert "/srv" not in line
+
+
 def test_celerys_retry_line_keeps_when_and_the_class_of_the_error():
     from celery.exceptions import Retry
 
@@ -147,16 +155,21 @@ def test_celerys_retry_line_keeps_when_and_the_class_of_the_error():
     assert "/srv" not in line
 
 
-def settings_loaded(log_format: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def settings_loaded(
+    log_format: str, tmp_path: Path, code: str = "", **variables: str
+) -> subprocess.CompletedProcess:
+    """A process that sets Django up with LOG_FORMAT and `variables`, logs a warning 'up', then
+    runs `code`."""
     env = {
         "PATH": os.environ["PATH"],
         "DATA_DIR": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "imports.settings",
         "LOG_FORMAT": log_format,
+        **variables,
     }
-    code = "import django, logging; django.setup(); logging.getLogger('x').warning('up')"
+    setup = "import django, logging; django.setup(); logging.getLogger('x').warning('up')\n"
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", setup + code], cwd=ROOT, env=env, capture_output=True, text=True
     )
 
 
@@ -170,6 +183,36 @@ def test_an_unknown_log_format_is_refused_saying_which_are_known(tmp_path):
     loaded = settings_loaded("xml", tmp_path)
     assert loaded.returncode != 0
     assert "LOG_FORMAT must be console or json, not 'xml'." in loaded.stderr
+
+
+def test_log_level_debug_logs_no_sql_parameters_nor_s3_requests(tmp_path):
+    # given the most verbose settings: DEBUG (Django logs every query) and LOG_LEVEL=DEBUG
+    code = f"""
+from django.db import connection
+connection.cursor().execute("SELECT %s", ["{SECRET_PATH}"])
+logging.getLogger("botocore.endpoint").debug("X-Amz-Security-Token: the-token")
+logging.getLogger("s3transfer.upload").debug("key {SECRET_PATH}")
+logging.getLogger("imports.tasks").debug("down")
+"""
+    loaded = settings_loaded("console", tmp_path, code, LOG_LEVEL="DEBUG", DEBUG="true")
+    assert loaded.returncode == 0, loaded.stderr
+    assert "down" in loaded.stderr  # DEBUG is logged
+    assert "/srv" not in loaded.stderr
+    assert "the-token" not in loaded.stderr
+
+
+def test_with_debug_djangos_records_are_json_too_and_without_the_exceptions_text(tmp_path):
+    code = f"""
+try:
+    open("{SECRET_PATH}")
+except OSError:
+    logging.getLogger("django.request").error("Internal Server Error: /x", exc_info=True)
+"""
+    loaded = settings_loaded("json", tmp_path, code, DEBUG="true")
+    assert loaded.returncode == 0, loaded.stderr
+    up, failed = [json.loads(line) for line in loaded.stderr.splitlines()]
+    assert (failed["logger"], failed["error"]) == ("django.request", "FileNotFoundError")
+    assert "/srv" not in loaded.stderr
 
 
 # An import's events, logged by the services themselves.
