@@ -289,6 +289,19 @@ def _service_running(
     finally:
         _stop(process)
         log.close()
+    no_server_path_logged(
+        service.log(), service.data_dir, service.data_dir.resolve(), env.get("IMPORT_SOURCE", "")
+    )
+
+
+def no_server_path_logged(log: str, *paths: str | Path) -> None:
+    """Nothing a service printed names its DATA_DIR (the source folder, storage and database
+    under it) or the source it imports from: checked for every service of every e2e module once
+    it has stopped, whatever its test did (a test that failed is not checked: its own failure
+    says more)."""
+    for path in sorted({str(path) for path in paths} - {""}):
+        named = [line for line in log.splitlines() if path in line]
+        assert not named, f"serve.log names {path}:\n" + "\n".join(named[:20])
 
 
 service_running = contextmanager(_service_running)

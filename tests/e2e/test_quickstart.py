@@ -21,7 +21,7 @@ import pytest
 from markdown.extensions.toc import slugify
 
 from ..waiting import wait_until
-from .conftest import STOP_BOUND_S, STOP_TIMEOUT_S, _stack_env
+from .conftest import STOP_BOUND_S, STOP_TIMEOUT_S, _stack_env, no_server_path_logged
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "docs" / "quickstart.md"
@@ -87,6 +87,7 @@ def served(tmp_path_factory) -> Iterator[tuple[str, dict]]:
             except subprocess.TimeoutExpired:
                 os.killpg(make.pid, signal.SIGKILL)
                 raise
+        no_server_path_logged((data_dir.parent / "serve.log").read_text(), data_dir)
 
 
 def test_the_quickstart_imports_and_reports_as_written(served, tmp_path):
