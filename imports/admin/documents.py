@@ -12,12 +12,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from .. import selectors
-from ..models import Document
+from ..models import DOCUMENT_METADATA_FIELDS, Document
 from ..outputs import INLINE_CONTENT_TYPES, document_file_response
+from .readonly import ReadOnlyAdmin
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ReadOnlyAdmin):
     list_display = (
         "identifier",
         "title",
@@ -34,40 +35,13 @@ class DocumentAdmin(admin.ModelAdmin):
     fieldsets = (
         (
             None,
-            {
-                "fields": (
-                    "uuid",
-                    "identifier",
-                    "title",
-                    "description",
-                    "author",
-                    "created_date",
-                    "language",
-                    "confidentiality",
-                    "extra",
-                )
-            },
+            {"fields": ("uuid", "identifier", *DOCUMENT_METADATA_FIELDS, "extra")},
         ),
         ("File", {"fields": ("file_link", "thumbnail", "content_type", "size", "sha256")}),
         ("Imports", {"fields": ("import_job", "created_by_import", "created_at", "updated_at")}),
     )
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
-
-    class Media:
-        css = {"all": ["imports/admin.css"]}
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        user = request.user
-        return user.has_perm("imports.view_document") or user.has_perm("imports.run_import")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    view_permissions = ("imports.view_document", "imports.run_import")
 
     def get_queryset(self, request):
         return selectors.documents_filter().select_related("import_job")

@@ -26,6 +26,7 @@ from ..errors import BulkImportError, ImportAlreadyEnded, ManifestTooLarge
 from ..models import Import, ImportPhase, ImportStatus
 from ..outputs import import_body
 from .forms import ImportStartForm
+from .readonly import ReadOnlyAdmin
 
 # The changes a person can ask for, with the lifecycle function the API's endpoint calls and
 # what is said once it is done.
@@ -81,7 +82,7 @@ def duration_words(seconds: float | None) -> str | None:
 
 
 @admin.register(Import)
-class ImportAdmin(admin.ModelAdmin):
+class ImportAdmin(ReadOnlyAdmin):
     list_display = (
         "short_uuid",
         "status",
@@ -140,28 +141,12 @@ class ImportAdmin(admin.ModelAdmin):
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
     change_form_template = "admin/imports/import/change_form.html"
     change_list_template = "admin/imports/import/change_list.html"
-
-    class Media:
-        css = {"all": ["imports/admin.css"]}
-
-    # Permissions: reading needs view_import (or run_import), as the API; every change needs
-    # run_import. Nobody adds (the start page starts), edits or deletes through the model form.
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        user = request.user
-        return user.has_perm("imports.view_import") or user.has_perm("imports.run_import")
+    # Reading needs view_import (or run_import), as the API; every change needs run_import, and
+    # goes through lifecycle (the start page starts: nobody adds through the model form).
+    view_permissions = ("imports.view_import", "imports.run_import")
 
     def has_run_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("imports.run_import")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return selectors.imports_list().select_related("created_by")
