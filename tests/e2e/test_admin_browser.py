@@ -174,6 +174,8 @@ def start_watch_download_and_cancel(service: Service, page, screenshots: Screens
     expect(page).to_have_url(re.compile(r"/admin/imports/import/[0-9a-f-]{36}/change/$"))
     page.evaluate("window.__notReloaded = true")
     panel = page.locator("#import-progress")
+    cancel = page.locator('[data-change="cancel"]')
+    expect(cancel).to_be_visible()
     screenshots.take("import-started")
     expect(panel.locator('[data-field="status"]')).to_have_text("finished", timeout=WAIT_MS)
     screenshots.take("import-finished")
@@ -181,6 +183,7 @@ def start_watch_download_and_cancel(service: Service, page, screenshots: Screens
     expect(panel.locator('[data-field="processed_rows"]')).to_have_text(str(ROWS))
     expect(panel.locator('[data-field="total_rows"]')).to_have_text(str(ROWS))
     expect(panel.locator('[data-field="failed_rows"]')).to_have_text("1")
+    expect(cancel).to_be_hidden()  # an ended import cannot be cancelled
     assert page.evaluate("window.__notReloaded") is True
     seen = [float(text) for text in page.evaluate("window.__progressSeen")]
     assert any(0 < percent < 100 for percent in seen), seen

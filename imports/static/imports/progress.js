@@ -58,6 +58,12 @@
     panel.querySelectorAll("[data-when-ended]").forEach((element) => {
       element.hidden = !ended;
     });
+    if (ended) {
+      // An ended import cannot be cancelled; what it can do now shows once the page is reloaded.
+      document.querySelectorAll('[data-change="cancel"]').forEach((element) => {
+        element.hidden = true;
+      });
+    }
     return ended;
   }
 
