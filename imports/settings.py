@@ -224,6 +224,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
         "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600),
     }
 elif CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's own, but with each message written whole before a worker can see it.
+    CELERY_BROKER_TRANSPORT = "imports.celery:FilesystemTransport"
     _queue = DATA_DIR / "broker" / "queue"
     _processed = DATA_DIR / "broker" / "processed"
     _control = DATA_DIR / "broker" / "control"  # kombu's default is ./control, wherever that is

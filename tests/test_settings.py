@@ -43,6 +43,7 @@ print(json.dumps({
     },
     "AWS": {name: getattr(settings, name) for name in dir(settings) if name.startswith("AWS_")},
     "broker_url": app.conf.broker_url,
+    "broker_transport": app.conf.broker_transport,
     "broker_transport_options": app.conf.broker_transport_options,
     "worker_enable_remote_control": app.conf.worker_enable_remote_control,
     "task_default_queue": app.conf.task_default_queue,
@@ -89,6 +90,8 @@ def test_no_variable_gives_the_embedded_defaults_under_data_dir(tmp_path):
     assert found["DATABASE"]["ENGINE"] == "django.db.backends.sqlite3"
     assert found["DATABASE"]["NAME"] == str(data / "db.sqlite3")
     assert found["broker_url"] == "filesystem://"
+    # (kombu's transport, each message written whole before a worker sees it: test_broker.py)
+    assert found["broker_transport"] == "imports.celery:FilesystemTransport"
     assert found["broker_transport_options"]["data_folder_in"] == str(data / "broker" / "queue")
     # and workers answer a ping (the commands ask whether one runs) through the broker's folders
     assert found["worker_enable_remote_control"] is True
@@ -133,6 +136,7 @@ def test_redis_broker_redelivers_after_the_visibility_timeout_and_keeps_remote_c
     found = resolved(tmp_path, CELERY_BROKER_URL=STACK["CELERY_BROKER_URL"])
     # then a dead worker's task comes back after an hour, and `celery inspect` works
     assert found["broker_url"] == "redis://redis.internal:6379/2"
+    assert found["broker_transport"] is None
     assert found["broker_transport_options"] == {"visibility_timeout": 3600}
     assert found["worker_enable_remote_control"] is True
     assert found["task_acks_late"] is True
