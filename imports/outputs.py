@@ -6,7 +6,7 @@ settings.PUBLIC_URL where there is no request (a callback, a command).
 """
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -14,6 +14,8 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
 from .models import Document, Import, ImportEvent, ImportPhase, ImportStatus
+from .reports import failed_rows_manifest, report_content_type
+from .rollbacks import rollback_report_lines
 from .selectors import import_events
 
 
@@ -221,4 +223,30 @@ def document_file_response(document: Document, inline: bool = False) -> FileResp
     )
     # An archive's PDF or HTML must never run as a page of the service's origin.
     response["Content-Security-Policy"] = "sandbox"
+    return response
+
+
+def report_response(job: Import, failed_only: bool = False) -> FileResponse | StreamingHttpResponse:
+    """The import's report to download, for the API and the admin; or only its failed rows, as a
+    manifest to fix and upload again. Raises the error that says why there is none yet."""
+    content_type = report_content_type(job)
+    if failed_only:
+        return _download(failed_rows_manifest(job), content_type, f"import-{job.uuid}-failed.csv")
+    return FileResponse(
+        job.report.open("rb"),
+        as_attachment=True,
+        filename=f"import-{job.uuid}-report.csv",
+        content_type=content_type,
+    )
+
+
+def rollback_report_response(job: Import) -> StreamingHttpResponse:
+    """The rollback's report to download (so far, while it runs); raises RollbackNotStarted."""
+    lines = rollback_report_lines(job)
+    return _download(lines, "text/csv; charset=utf-8", f"import-{job.uuid}-rollback.csv")
+
+
+def _download(lines, content_type: str, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -14,17 +14,17 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import UploadedFile
-from django.http import FileResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponseBase, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from .. import lifecycle, reports, rollbacks, selectors
+from .. import lifecycle, reports, selectors
 from ..errors import BulkImportError, ImportAlreadyEnded, ManifestTooLarge
 from ..models import Import, ImportPhase, ImportStatus
-from ..outputs import import_body
+from ..outputs import import_body, report_response, rollback_report_response
 from .forms import ImportStartForm
 from .readonly import ReadOnlyAdmin
 
@@ -342,39 +342,20 @@ class ImportAdmin(ReadOnlyAdmin):
     # The downloads: the API's report views' functions, with the session's login.
 
     def report_view(self, request, uuid):
-        job = self._readable(request, uuid)
-        try:
-            content_type = reports.report_content_type(job)
-        except BulkImportError as refusal:
-            return self._refused(request, job, refusal)
-        return FileResponse(
-            job.report.open("rb"),
-            as_attachment=True,
-            filename=f"import-{job.uuid}-report.csv",
-            content_type=content_type,
-        )
+        return self._download(request, uuid, report_response)
 
     def failed_rows_view(self, request, uuid):
-        job = self._readable(request, uuid)
-        try:
-            content_type = reports.report_content_type(job)
-        except BulkImportError as refusal:
-            return self._refused(request, job, refusal)
-        response = StreamingHttpResponse(
-            reports.failed_rows_manifest(job), content_type=content_type
-        )
-        response["Content-Disposition"] = f'attachment; filename="import-{job.uuid}-failed.csv"'
-        return response
+        return self._download(request, uuid, partial(report_response, failed_only=True))
 
     def rollback_report_view(self, request, uuid):
+        return self._download(request, uuid, rollback_report_response)
+
+    def _download(self, request, uuid, response_of: Callable[[Import], HttpResponseBase]):
         job = self._readable(request, uuid)
         try:
-            lines = rollbacks.rollback_report_lines(job)
+            return response_of(job)
         except BulkImportError as refusal:
             return self._refused(request, job, refusal)
-        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="import-{job.uuid}-rollback.csv"'
-        return response
 
     # Starting an import from the browser.
 

@@ -2,7 +2,6 @@
 
 from functools import partial
 
-from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
@@ -10,10 +9,15 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import lifecycle, reports, rollbacks, selectors
+from .. import lifecycle, selectors
 from ..inputs import ImportCreateInput
 from ..models import Import, ImportStatus
-from ..outputs import ImportOutput, document_file_response
+from ..outputs import (
+    ImportOutput,
+    document_file_response,
+    report_response,
+    rollback_report_response,
+)
 from .auth import CanReadDocuments, CanRunImports
 from .renderers import CsvRenderer
 from .serializers import DocumentOutput, ErrorOutput, ManifestUploadInput
@@ -165,11 +169,7 @@ class ImportRollbackReportApi(ImportCsvApi):
     )
     def get(self, request, uuid):
         job = self.get_import(uuid)
-        response = StreamingHttpResponse(
-            rollbacks.rollback_report_lines(job), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="import-{job.uuid}-rollback.csv"'
-        return response
+        return rollback_report_response(job)
 
 
 class ImportReportApi(ImportCsvApi):
@@ -190,19 +190,8 @@ class ImportReportApi(ImportCsvApi):
     )
     def get(self, request, uuid):
         job = self.get_import(uuid)
-        content_type = reports.report_content_type(job)  # or why the report cannot be had yet
-        if request.query_params.get("rows") == "failed":
-            response = StreamingHttpResponse(
-                reports.failed_rows_manifest(job), content_type=content_type
-            )
-            response["Content-Disposition"] = f'attachment; filename="import-{job.uuid}-failed.csv"'
-            return response
-        return FileResponse(
-            job.report.open("rb"),
-            as_attachment=True,
-            filename=f"import-{job.uuid}-report.csv",
-            content_type=content_type,
-        )
+        # or why the report cannot be had yet
+        return report_response(job, failed_only=request.query_params.get("rows") == "failed")
 
 
 class ImportListApi(generics.ListAPIView):
