@@ -10,6 +10,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
@@ -98,6 +99,20 @@ def import_create(
     except IntegrityError:
         # The one_open_import constraint: the database, not a prior check, decides.
         raise AnotherImportOpen() from None
+
+
+def import_start(receive: Callable[[], Upload], **options) -> Import:
+    """Open an import with `options` (import_create's) and upload its manifest at once, as the
+    admin's start page and the import_manifest command do. An upload that does not go through,
+    refused or interrupted, cancels the import it opened: it must not hold the one-open-import
+    lock until it expires (nor run, once started)."""
+    job = import_create(**options)
+    try:
+        return import_upload(job, receive)
+    except BaseException:
+        with suppress(ImportAlreadyEnded):  # it ended meanwhile (expired)
+            import_cancel(job)
+        raise
 
 
 def import_upload(job: Import, receive: Callable[[], Upload]) -> Import:

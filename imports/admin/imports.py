@@ -7,7 +7,6 @@ saved (no change or add permission is granted to anyone).
 """
 
 from collections.abc import Callable
-from contextlib import suppress
 from functools import partial
 
 from django.conf import settings
@@ -22,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from .. import lifecycle, reports, selectors
-from ..errors import BulkImportError, ImportAlreadyEnded, ManifestTooLarge
+from ..errors import BulkImportError, ManifestTooLarge
 from ..models import Import, ImportPhase, ImportStatus
 from ..outputs import import_body, report_response, rollback_report_response
 from .forms import ImportStartForm
@@ -35,19 +34,6 @@ CHANGES: dict[str, tuple[Callable[[Import], object], str, str]] = {
     "resume": (lifecycle.import_resume, "Resume", "resumed"),
     "rollback": (lifecycle.import_rollback, "Roll back", "rollback started"),
 }
-
-
-def import_start(user, options: dict, manifest: UploadedFile) -> Import:
-    """Open an import and upload its manifest through the API's functions; an upload that is
-    refused cancels the import it opened (as the import_manifest command does), so that it does
-    not hold the one-open-import lock until it expires."""
-    job = lifecycle.import_create(user=user, **options)
-    try:
-        return lifecycle.import_upload(job, partial(_upload, manifest))
-    except Exception:
-        with suppress(ImportAlreadyEnded):  # it ended meanwhile (expired)
-            lifecycle.import_cancel(job)
-        raise
 
 
 def _upload(manifest: UploadedFile) -> lifecycle.Upload:
@@ -252,12 +238,7 @@ class ImportAdmin(ReadOnlyAdmin):
     )
     def delete(self, request, queryset) -> None:
         for job in list(queryset):
-            try:
-                lifecycle.import_delete(job)
-            except BulkImportError as refusal:
-                self.message_user(request, f"Import {job.uuid}: {refusal.detail}", messages.ERROR)
-            else:
-                self.message_user(request, f"Import {job.uuid}: deleted.", messages.SUCCESS)
+            self._act(request, job, lifecycle.import_delete, "deleted")
 
     def _change_each(self, request, queryset, change: str) -> None:
         for job in list(queryset):
@@ -265,6 +246,10 @@ class ImportAdmin(ReadOnlyAdmin):
 
     def _change(self, request, job: Import, change: str) -> None:
         act, _label, done = CHANGES[change]
+        self._act(request, job, act, done)
+
+    def _act(self, request, job: Import, act: Callable[[Import], object], done: str) -> None:
+        """Call `act` (a lifecycle function) on the import and say what came of it."""
         try:
             act(job)
         except BulkImportError as refusal:
@@ -365,8 +350,10 @@ class ImportAdmin(ReadOnlyAdmin):
         form = ImportStartForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                job = import_start(
-                    request.user, form.create_options(), form.cleaned_data["manifest"]
+                job = lifecycle.import_start(
+                    partial(_upload, form.cleaned_data["manifest"]),
+                    user=request.user,
+                    **form.create_options(),
                 )
             except BulkImportError as refusal:
                 self.message_user(request, refusal.detail, messages.ERROR)

@@ -105,19 +105,13 @@ class Command(FollowingCommand):
         """Open the import and upload the manifest, as the API's create and upload do."""
         if not workers_running():
             raise NoWorkerRunning()
-        job = lifecycle.import_create(
+        # Refused, or Ctrl-C while the manifest is read and stored: the import is cancelled.
+        return lifecycle.import_start(
+            lambda: lifecycle.Upload(manifest=manifest),
             dry_run=options["dry_run"],
             on_conflict=options["on_conflict"],
             batch_size=options["batch_size"],
         )
-        try:
-            return lifecycle.import_upload(job, lambda: lifecycle.Upload(manifest=manifest))
-        except (BulkImportError, KeyboardInterrupt):
-            # Refused, or Ctrl-C while the manifest was read and stored: the import it opened
-            # must not hold the one-open-import lock (nor run, once started).
-            with suppress(ImportAlreadyEnded):  # it ended meanwhile (expired)
-                lifecycle.import_cancel(job)
-            raise
 
     def follow_to_end(self, job: Import, options) -> None:
         out = options.get("stdout") or sys.stdout
