@@ -1,6 +1,11 @@
-"""Benchmark of Bulk Import (issue 5): whole imports against the floor, dry runs, memory.
+"""Benchmark of Bulk Import (issues 5 and 14): whole imports against the floor, memory, scale.
 
-    .venv/bin/python bench/run.py [--rows 10000] [--dry-run-rows 100000,1000000] ...
+    .venv/bin/python bench/run.py [--rows 10000] [--where tmpfs,disk] [--large-rows 1000000] ...
+
+Whole imports of the archive on a RAM filesystem (`--tmpfs`, where the CPU is the limit and the
+figures are stable) and on the disk (`--tmp-dir`, where the kernel's file creation is noisy),
+each `--repeats` times against the floor measured in the same place; a whole import of a million
+small files beside one of 10,000; dry runs; an S3 source.
 
 A benchmark, not a test: it never fails on a number. It prints a table and writes the figures
 to var/bench/<timestamp>.json and var/bench/latest.json, to compare runs between commits.
@@ -11,16 +16,22 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 from archive import archive_write, manifest_write
 from floor import copy_seconds, insert_seconds
+from report import ratios, summaries, table
 from service import ROOT, base_env, fresh_data_dir, service_running, stack_env, task_seconds
+
+LARGE_WORKERS = 2  # the million-row import and its reference, as issue 14 sets them
+PAGE_BYTES = 4096
 
 
 def sizes(text: str) -> list[int]:
@@ -32,10 +43,30 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=10_000, help="archive files and import rows")
     parser.add_argument("--file-bytes", type=int, default=8192, help="size of each file")
     parser.add_argument(
-        "--workers", type=sizes, default=[2, 1], help="WORKER_CONCURRENCY values to import with"
+        "--workers", type=sizes, default=[2], help="WORKER_CONCURRENCY values to import with"
     )
     parser.add_argument(
-        "--dry-run-rows", type=sizes, default=[100_000, 1_000_000], help="dry-run manifest sizes"
+        "--repeats", type=int, default=3, help="runs of each whole import (median and spread)"
+    )
+    parser.add_argument(
+        "--where",
+        default="tmpfs,disk",
+        help="where the whole imports run: tmpfs (--tmpfs), disk (--tmp-dir), or both",
+    )
+    parser.add_argument(
+        "--tmpfs", type=Path, default=Path("/dev/shm"), help="a folder on a RAM filesystem"
+    )
+    parser.add_argument(
+        "--tmp-dir", type=Path, help="a folder on the disk (default: the system's temporary one)"
+    )
+    parser.add_argument(
+        "--large-rows", type=int, default=1_000_000, help="rows of the large whole import; 0: skip"
+    )
+    parser.add_argument(
+        "--large-file-bytes", type=int, default=1024, help="file size of the large import"
+    )
+    parser.add_argument(
+        "--dry-run-rows", type=sizes, default=[100_000], help="dry-run manifest sizes"
     )
     parser.add_argument("--batch-size", type=int, help="IMPORT_BATCH_SIZE (default: the service's)")
     parser.add_argument(
@@ -49,10 +80,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--s3-threads", type=sizes, default=[1, 2, 4], help="IMPORT_COPY_THREADS values"
     )
-    parser.add_argument("--tmp-dir", type=Path, help="where the archive and services live")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
     parser.add_argument("--timeout", type=float, default=7200, help="seconds per import")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
 
 
 def stacks_chosen(choice: str) -> list[str]:
@@ -65,23 +98,50 @@ def stacks_chosen(choice: str) -> list[str]:
     return chosen
 
 
-def service_env(stack_vars: dict, args: argparse.Namespace, **settings) -> dict[str, str]:
+def places_chosen(args: argparse.Namespace) -> dict[str, Path]:
+    """The folders the whole imports run in, by name: `tmpfs` first, then `disk`."""
+    folders = {"tmpfs": args.tmpfs, "disk": args.tmp_dir or Path(tempfile.gettempdir())}
+    chosen = [place.strip() for place in args.where.split(",") if place.strip()]
+    if not chosen or any(place not in folders for place in chosen):
+        sys.exit(f"--where takes tmpfs, disk or both, not {args.where!r}")
+    return {place: folders[place] for place in folders if place in chosen}
+
+
+def filesystem(path: Path) -> str:
+    """The type of the filesystem `path` is on (tmpfs, ext4, ...), from /proc/mounts."""
+    path, best, kind = path.resolve(), "", "unknown"
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            mount_point, fs_type = line.split()[1:3]
+            if path.is_relative_to(mount_point) and len(mount_point) >= len(best):
+                best, kind = mount_point, fs_type
+    return kind
+
+
+def service_env(stack_vars: dict, args: argparse.Namespace, work: Path, **settings) -> dict:
+    """The service's environment: the stack's variables, TMPDIR in `work`, and `settings`."""
     if args.batch_size:
         settings.setdefault("IMPORT_BATCH_SIZE", str(args.batch_size))
+    settings["TMPDIR"] = work
     return base_env(**stack_vars, **{name: str(value) for name, value in settings.items()})
 
 
-def measure_floor(copy_s: float, manifest: Path, stack: str, args, work: Path) -> dict:
-    """The archive's cp -r plus a bulk insert of its rows into a fresh database of `stack`."""
+def measure_floor(where, copy_times, manifest, rows, stack, args, work) -> dict:
+    """The archive's best cp -r plus the driver's insert of its rows into a fresh database."""
     with stack_env(stack) as stack_vars, fresh_data_dir(work, "floor") as data_dir:
-        env = service_env(stack_vars, args, DATA_DIR=data_dir)
-        insert_s = insert_seconds(manifest, env, args.file_bytes, args.batch_size or 500)
-    floor_s = copy_s + insert_s
+        env = service_env(stack_vars, args, work, DATA_DIR=data_dir)
+        inserts = insert_seconds(manifest, env, args.file_bytes, args.batch_size or 500)
+    copy_s = min(copy_times)
+    floor_s = copy_s + inserts["seconds"]
     return {
+        "where": where,
+        "stack": stack,
         "copy_s": copy_s,
-        "insert_s": insert_s,
+        "copy_times_s": copy_times,
+        "insert_s": inserts["seconds"],
+        "orm_insert_s": inserts.get("orm_seconds"),
         "floor_s": floor_s,
-        "rows_per_s": args.rows / floor_s,
+        "rows_per_s": rows / floor_s,
     }
 
 
@@ -96,33 +156,134 @@ def measure_import(
 ) -> dict:
     """One import through the HTTP API on a fresh service; seconds, rows/s and peak memory."""
     with stack_env(stack) as stack_vars, fresh_data_dir(work, "service") as data_dir:
-        env = service_env(stack_vars, args, **{"IMPORT_SOURCE": source, **env_settings})
+        settings = {"IMPORT_SOURCE": source, **env_settings}
+        env = service_env(stack_vars, args, work, **settings)
         with service_running(data_dir, env) as service:
             os.sync()  # start with no dirty pages from the last measurement
             figures = service.import_run(manifest, options, timeout_s=args.timeout)
         figures["tasks"] = task_seconds(service.log_path.read_text(errors="replace"))
     figures["rows_per_s"] = figures["rows"] / figures["upload_to_finished_s"]
+    cpu = sum(figures["cpu_s"].values())
+    figures["cpu_us_per_row"] = cpu / figures["rows"] * 1e6 if figures["rows"] else None
     return figures
 
 
-def measure_whole_imports(archive, manifest, stack, floor, args, work) -> list[dict]:
+def measure_whole_imports(where, archive, manifest, stack, floor, args, work) -> list[dict]:
     runs = []
     for workers in args.workers:
-        say(f"{stack}: whole import of {args.rows:,} rows, {workers} worker process(es)")
-        run = measure_import(
-            archive, manifest, {}, {"WORKER_CONCURRENCY": workers}, stack, args, work
+        for repeat in range(1, args.repeats + 1):
+            say(
+                f"{where}, {stack}: whole import of {args.rows:,} rows, {workers} worker "
+                f"process(es), run {repeat} of {args.repeats}"
+            )
+            settings = {"WORKER_CONCURRENCY": workers}
+            run = measure_import(archive, manifest, {}, settings, stack, args, work)
+            run.update(
+                where=where,
+                stack=stack,
+                workers=workers,
+                repeat=repeat,
+                ratio_to_floor=run["upload_to_finished_s"] / floor["floor_s"],
+            )
+            runs.append(run)
+            say(
+                f"  {run['status']}: {run['upload_to_finished_s']:.2f} s, "
+                f"{run['rows_per_s']:,.0f} rows/s, {run['ratio_to_floor']:.1f}x the floor"
+            )
+    return runs
+
+
+def measure_place(where: str, work: Path, stacks: list[str], args, results: dict) -> tuple:
+    """The archive, the floor and the whole imports in `work`; the archive and its files."""
+    say(f"{where}: writing an archive of {args.rows:,} files in {work}")
+    clock = time.monotonic()
+    archive = work / "archive"
+    files = archive_write(archive, args.rows, args.file_bytes)
+    manifest = manifest_write(work / "manifest.csv", files, len(files))
+    results["archive_s"][where] = time.monotonic() - clock
+    say(f"{where}: floor: cp -r of the archive, 3 times")
+    copy_times = copy_seconds(archive, work)
+    for stack in stacks:
+        say(f"{where}, {stack}: floor: the driver's insert of the manifest's rows")
+        floor = measure_floor(where, copy_times, manifest, len(files), stack, args, work)
+        results["floors"].append(floor)
+        say(
+            f"  cp -r {floor['copy_s']:.2f} s + insert {floor['insert_s']:.2f} s "
+            f"= {floor['floor_s']:.2f} s (bulk_create: {floor['orm_insert_s']:.2f} s)"
         )
-        run.update(
-            stack=stack,
-            workers=workers,
-            ratio_to_floor=run["upload_to_finished_s"] / floor["floor_s"],
+        results["imports"] += measure_whole_imports(
+            where, archive, manifest, stack, floor, args, work
         )
-        runs.append(run)
+    return archive, files
+
+
+def large_space(rows: int, file_bytes: int) -> int:
+    """Bytes a large import takes on a RAM filesystem: every file twice (the archive and the
+    service's copies), in whole pages, and about 2 KiB a row for the database and the inodes."""
+    pages = -(-max(file_bytes, 1) // PAGE_BYTES)
+    return rows * (2 * pages * PAGE_BYTES + 2048)
+
+
+def memory_available() -> int:
+    with open("/proc/meminfo") as lines:
+        for line in lines:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_large(where: str, parent: Path, args) -> dict:
+    """A whole import of --large-rows small files, and of the first --rows of them (the
+    reference, --repeats times), each with 2 worker processes on the embedded defaults."""
+    rows, small_rows = args.large_rows, min(args.rows, args.large_rows)
+    large = {
+        "where": where,
+        "rows": rows,
+        "small_rows": small_rows,
+        "file_bytes": args.large_file_bytes,
+        "workers": LARGE_WORKERS,
+    }
+    needed = large_space(rows, args.large_file_bytes)
+    free = shutil.disk_usage(parent).free
+    if filesystem(parent) in ("tmpfs", "ramfs"):  # its files are held in memory
+        free = min(free, memory_available())
+    if needed * 1.2 > free:
+        large["skipped"] = (
+            f"needs about {needed / 2**30:.1f} GiB in {parent}, {free / 2**30:.1f} GiB free"
+        )
+        say(f"large import skipped: {large['skipped']}")
+        return large
+    with tempfile.TemporaryDirectory(prefix="large-", dir=parent) as tmp:
+        work = Path(tmp)
+        say(f"{where}: writing an archive of {rows:,} files of {args.large_file_bytes:,} bytes")
+        clock = time.monotonic()
+        files = archive_write(work / "archive", rows, args.large_file_bytes)
+        manifest = manifest_write(work / "manifest.csv", files, rows)
+        small_manifest = manifest_write(work / "small.csv", files, small_rows)
+        large["archive_s"] = time.monotonic() - clock
+        say(f"  in {large['archive_s']:.0f} s")
+        del files
+        settings = {"WORKER_CONCURRENCY": LARGE_WORKERS}
+        large["small_runs"] = []
+        for repeat in range(1, args.repeats + 1):
+            say(f"{where}: reference import of {small_rows:,} rows, run {repeat}")
+            run = measure_import(
+                work / "archive", small_manifest, {}, settings, "embedded", args, work
+            )
+            large["small_runs"].append(run)
+            say(f"  {run['status']}: {run['rows_per_s']:,.0f} rows/s")
+        say(f"{where}: whole import of {rows:,} rows")
+        large["large_run"] = measure_import(
+            work / "archive", manifest, {}, settings, "embedded", args, work
+        )
+        run = large["large_run"]
         say(
             f"  {run['status']}: {run['rows_per_s']:,.0f} rows/s, "
-            f"{run['ratio_to_floor']:.1f}x the floor"
+            f"peak PSS {run['peak_pss_mib']:.0f} MiB"
         )
-    return runs
+        clock = time.monotonic()
+    large["cleanup_s"] = time.monotonic() - clock
+    return large
 
 
 def measure_dry_runs(archive, files, args, work) -> list[dict]:
@@ -172,98 +333,6 @@ def git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def ratios(results: dict) -> dict:
-    """The figures the issue's targets are about, as ratios."""
-    out = {}
-    imports = {(run["stack"], run["workers"]): run for run in results["imports"]}
-    for stack in results["stacks"]:
-        one, two = imports.get((stack, 1)), imports.get((stack, 2))
-        if one and two:
-            out[f"{stack}_two_workers_vs_one"] = two["rows_per_s"] / one["rows_per_s"]
-    best = max(results["args"]["workers"], default=0)
-    if ("postgres", best) in imports and ("embedded", best) in imports:
-        out["postgres_time_vs_embedded"] = (
-            imports[("postgres", best)]["upload_to_finished_s"]
-            / imports[("embedded", best)]["upload_to_finished_s"]
-        )
-    dry = results["dry_runs"]
-    if len(dry) >= 2:
-        out["dry_run_peak_rss_largest_vs_smallest"] = (
-            dry[-1]["peak_rss_mib"]["total"] / dry[0]["peak_rss_mib"]["total"]
-        )
-        out["dry_run_peak_pss_largest_vs_smallest"] = (
-            dry[-1]["peak_pss_mib"] / dry[0]["peak_pss_mib"]
-        )
-    s3 = results["s3"]
-    if len(s3) >= 2:
-        out["s3_most_threads_vs_one"] = s3[-1]["rows_per_s"] / s3[0]["rows_per_s"]
-    return out
-
-
-COLUMNS = "  {:<16}{:>9}{:>10}{:>10}{:>9}{:>8}{:>10}{:>8}{:>8}{:>10}{:>8}{:>8}"
-COLUMN_NAMES = COLUMNS.format(
-    "", "status", "create s", "upload s", "rows/s", "x floor",
-    "peak RSS", "web", "worker", "peak PSS", "web CPU", "wrk CPU",
-)  # fmt: skip
-
-
-def table(results: dict) -> str:
-    """The figures as text: seconds are to `finished`, memory in MiB over web + worker."""
-    args = results["args"]
-    lines = [
-        "",
-        f"Bulk Import benchmark, {results['started_at']}, commit {results['commit'][:10]}"
-        f"{' (dirty)' if results['dirty'] else ''}, {results['machine']['cpus']} cores,"
-        f" took {results['bench_s']:.0f} s",
-        f"Archive: {args['rows']:,} files x {args['file_bytes']:,} bytes",
-        "",
-        "Floor             cp -r s  insert s   floor s    rows/s",
-    ]
-    for stack, floor in results["floor"].items():
-        lines.append(
-            f"  {stack:<16}{floor['copy_s']:>8.2f}{floor['insert_s']:>10.2f}"
-            f"{floor['floor_s']:>10.2f}{floor['rows_per_s']:>10,.0f}"
-        )
-    copies = ", ".join(f"{seconds:.2f}" for seconds in results["copy_times_s"])
-    lines.append(f"  (cp -r took {copies} s; the floor takes the best)")
-    lines += ["", f"Whole import of {args['rows']:,} rows: stack, worker processes", COLUMN_NAMES]
-    for run in results["imports"]:
-        lines.append(_run_line(f"{run['stack']}, {run['workers']}", run))
-    if results["dry_runs"]:
-        lines += ["", "Dry run (embedded), manifest rows", COLUMN_NAMES]
-        lines += [_run_line(f"{run['manifest_rows']:,}", run) for run in results["dry_runs"]]
-    if results["s3"]:
-        lines += [
-            "",
-            f"S3 source (moto + {args['s3_latency_ms']} ms per request), {args['s3_rows']:,} "
-            "rows, one worker process: IMPORT_COPY_THREADS",
-            COLUMN_NAMES,
-        ]
-        lines += [_run_line(str(run["copy_threads"]), run) for run in results["s3"]]
-    lines += ["", "Ratios"]
-    lines += [f"  {name:<40}{value:>8.2f}" for name, value in results["ratios"].items()]
-    return "\n".join(lines)
-
-
-def _run_line(name: str, run: dict) -> str:
-    rss, cpu = run["peak_rss_mib"], run["cpu_s"]
-    ratio = f"{run['ratio_to_floor']:.2f}" if "ratio_to_floor" in run else "-"
-    return COLUMNS.format(
-        name,
-        run["status"][:9],
-        f"{run['create_to_finished_s']:.2f}",
-        f"{run['upload_to_finished_s']:.2f}",
-        f"{run['rows_per_s']:,.0f}",
-        ratio,
-        f"{rss.get('total', 0):.0f}",
-        f"{rss.get('web', 0):.0f}",
-        f"{rss.get('worker', 0):.0f}",
-        f"{run['peak_pss_mib']:.0f}",
-        f"{cpu.get('web_user', 0) + cpu.get('web_system', 0):.1f}",
-        f"{cpu.get('worker_user', 0) + cpu.get('worker_system', 0):.1f}",
-    )
-
-
 def results_write(results: dict, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{results['started_at'].replace(':', '')}.json"
@@ -277,6 +346,7 @@ def main() -> None:
     args = arguments()
     started = time.monotonic()
     stacks = stacks_chosen(args.stacks)
+    places = places_chosen(args)
     results = {
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": git("rev-parse", "HEAD"),
@@ -287,33 +357,45 @@ def main() -> None:
             "platform": platform.platform(),
         },
         "args": {
-            name: value for name, value in vars(args).items() if name not in ("tmp_dir", "out")
+            name: value
+            for name, value in vars(args).items()
+            if name not in ("tmp_dir", "tmpfs", "out")
         },
         "load_average_at_start": os.getloadavg(),
         "stacks": stacks,
-        "floor": {},
+        "places": {where: filesystem(folder) for where, folder in places.items()},
+        "archive_s": {},
+        "floors": [],
         "imports": [],
+        "large": {},
         "dry_runs": [],
         "s3": [],
     }
-    with tempfile.TemporaryDirectory(prefix="bulk-import-bench-", dir=args.tmp_dir) as tmp:
-        work = Path(tmp)
-        say(f"writing an archive of {args.rows:,} files in {work}")
-        clock = time.monotonic()
-        archive = work / "archive"
-        files = archive_write(archive, args.rows, args.file_bytes)
-        manifest = manifest_write(work / "manifest.csv", files, len(files))
-        results["archive_s"] = time.monotonic() - clock
-        say("floor: cp -r of the archive, 3 times")
-        results["copy_times_s"] = copy_seconds(archive, work)
-        for stack in stacks:
-            say(f"{stack}: floor: bulk insert of the manifest's rows")
-            copy_s = min(results["copy_times_s"])
-            floor = results["floor"][stack] = measure_floor(copy_s, manifest, stack, args, work)
-            results["imports"] += measure_whole_imports(archive, manifest, stack, floor, args, work)
-        results["dry_runs"] = measure_dry_runs(archive, files, args, work)
+    for where, kind in results["places"].items():
+        if where == "tmpfs" and kind not in ("tmpfs", "ramfs"):
+            say(f"warning: --tmpfs {places[where]} is on {kind}, not a RAM filesystem")
+    with ExitStack() as cleanup:
+        works = {
+            where: Path(
+                cleanup.enter_context(
+                    tempfile.TemporaryDirectory(prefix="bulk-import-bench-", dir=folder)
+                )
+            )
+            for where, folder in places.items()
+        }
+        archives = {}
+        for where, work in works.items():
+            archives[where] = measure_place(where, work, stacks, args, results)
+        if args.large_rows:
+            where = next(iter(works))
+            results["large"] = measure_large(where, works[where], args)
+        # The dry runs and the S3 source as before: on the disk, unless only tmpfs is chosen.
+        where = "disk" if "disk" in works else next(iter(works))
+        archive, files = archives[where]
+        results["dry_runs"] = measure_dry_runs(archive, files, args, works[where])
         if args.s3_rows:
-            results["s3"] = measure_s3_imports(archive, files, args, work)
+            results["s3"] = measure_s3_imports(archive, files, args, works[where])
+    results["summaries"] = summaries(results)
     results["ratios"] = ratios(results)
     results["bench_s"] = time.monotonic() - started
     results["load_average_at_end"] = os.getloadavg()

@@ -18,13 +18,13 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from procfs import MemorySampler, children, cpu_seconds, role
+from procfs import MemorySampler, children, cpu_seconds, descendants, role
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -211,6 +211,7 @@ class Service:
             "phase_seen_at_s": phases,
             "cpu_s": {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
             "idle_rss_mib": dict(idle.peaks.rss),
+            "idle_pss_mib": idle.peaks.pss_total,
             "peak_rss_mib": dict(peaks.rss),
             "peak_pss_mib": peaks.pss_total,
             "hwm_sum_mib": peaks.hwm_total,
@@ -305,8 +306,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-def process_stop(process: subprocess.Popen, timeout_s: float = 30) -> None:
-    """SIGTERM (a warm shutdown), then SIGKILL to its process group if it lingers."""
+def process_stop(process: subprocess.Popen, timeout_s: float = 40) -> None:
+    """SIGTERM (a warm shutdown), then SIGKILL to it and every process below it if it lingers.
+
+    bin/serve ends its children within STOP_TIMEOUT + 2 seconds (32 by default) on its own;
+    each child runs in a process group of its own, so killing bin/serve's group alone could
+    leave them behind: they are found by their parent and killed by pid.
+    """
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -314,5 +320,9 @@ def process_stop(process: subprocess.Popen, timeout_s: float = 30) -> None:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         print(f"  pid {process.pid} did not stop in {timeout_s}s: killed", file=sys.stderr)
+        below = descendants(process.pid)
         os.killpg(process.pid, signal.SIGKILL)  # its own session: only what it started
+        for pid in below:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait()
