@@ -4,6 +4,7 @@ its outcomes at once (imports.batches).
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -18,6 +19,17 @@ from .models import Batch, Document, Import, Row, RowStatus
 from .rows import COMPARED_FIELDS, RowValues, conflict_verdict, file_problems, row_read
 from .sources import Source, source_from_settings
 from .sources.base import SourceFile
+
+
+class StagedRow(NamedTuple):
+    """A staged row as its batch reads it: a tuple, not a model instance, for the speed."""
+
+    number: int
+    identifier: str
+    cells: list[str]
+
+
+STAGED_ROW_FIELDS = StagedRow._fields
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,7 @@ class BatchContext:
     existing: dict[str, Document]
 
     @classmethod
-    def load(cls, job: Import, batch: Batch, rows: list[Row]) -> "BatchContext":
+    def load(cls, job: Import, batch: Batch, rows: list[StagedRow]) -> "BatchContext":
         identifiers = {row.identifier for row in rows if row.identifier}
         first_rows = (
             Row.objects.filter(import_job=job, identifier__in=identifiers)
@@ -61,11 +73,11 @@ class BatchContext:
             existing=Document.objects.in_bulk(identifiers, field_name="identifier"),
         )
 
-    def stored_name(self, row: Row, path: SourceFile) -> str:
+    def stored_name(self, row: StagedRow, path: SourceFile) -> str:
         return stored_name(self.folder, row.number, path.name)
 
 
-def row_outcome(row: Row, context: BatchContext) -> Outcome:
+def row_outcome(row: StagedRow, context: BatchContext) -> Outcome:
     """Check one staged row completely and, when it is to be imported, store its file.
 
     A dry run makes every check a real run makes, reading each file, but stores nothing.
@@ -133,7 +145,7 @@ def _source_file(file_path: str, source: Source, found: list[str]) -> SourceFile
 
 
 def _conflict(
-    row: Row,
+    row: StagedRow,
     values: RowValues,
     existing: Document,
     facts: FileFacts,

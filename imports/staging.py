@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .heartbeats import Heartbeat
+from .inserts import rows_insert
 from .logs import event_on_commit
 from .manifest import ManifestFormat, read_rows
 from .models import Batch, Import, ImportPhase, ImportStatus, Row
@@ -58,12 +59,7 @@ def _stage(job: Import) -> int | None:
     total = 0
     with job.manifest.open("rb") as raw:
         staged = (
-            Row(
-                import_job=job,
-                number=number,
-                identifier=_identifier(cells, identifier_at),
-                cells=cells,
-            )
+            (job.pk, number, _identifier(cells, identifier_at), cells, "", "")
             for number, cells in read_rows(raw, manifest_format)
         )
         batches = enumerate(_chunks(staged, job.batch_size), start=1)
@@ -76,15 +72,21 @@ def _stage(job: Import) -> int | None:
     return total
 
 
-def _group_write(job: Import, group: list[tuple[int, list[Row]]]) -> None:
+STAGED_FIELDS = ("import_job", "number", "identifier", "cells", "status", "comment")
+NUMBER_AT = STAGED_FIELDS.index("number")
+
+
+def _group_write(job: Import, group: list[tuple[int, list[tuple]]]) -> None:
+    """Stage a group of batches: their rows (as STAGED_FIELDS values, not yet judged) and the
+    batches themselves, in one transaction."""
     with transaction.atomic():
-        Row.objects.bulk_create([row for _, rows in group for row in rows])
+        rows_insert(Row, STAGED_FIELDS, (row for _, rows in group for row in rows))
         Batch.objects.bulk_create(
             Batch(
                 import_job=job,
                 number=number,
-                first_row=rows[0].number,
-                last_row=rows[-1].number,
+                first_row=rows[0][NUMBER_AT],
+                last_row=rows[-1][NUMBER_AT],
             )
             for number, rows in group
         )

@@ -29,16 +29,16 @@ def counting(source, monkeypatch) -> Import:
 def cancel_after_groups(counting: Import, groups: int, monkeypatch) -> list[int]:
     """Cancel the import once `groups` groups are staged; return the rows each group staged."""
     staged = []
-    bulk_create = Row.objects.bulk_create
+    rows_insert = staging.rows_insert
 
-    def stage_then_maybe_cancel(rows, *args, **kwargs):
-        created = bulk_create(rows, *args, **kwargs)
-        staged.append(len(created))
+    def stage_then_maybe_cancel(*args, **kwargs):
+        inserted = rows_insert(*args, **kwargs)
+        staged.append(inserted)
         if len(staged) == groups:
             import_cancel(Import.objects.get(pk=counting.pk))
-        return created
+        return inserted
 
-    monkeypatch.setattr(Row.objects, "bulk_create", stage_then_maybe_cancel)
+    monkeypatch.setattr(staging, "rows_insert", stage_then_maybe_cancel)
     return staged
 
 

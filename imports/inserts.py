@@ -1,0 +1,88 @@
+"""Many rows into one table with one prepared statement, for the import's hot paths.
+
+`bulk_create` compiles its INSERT anew for every chunk, calling each field's hooks once per
+value on the way: for the 500 rows of a batch that was most of the time spent staging rows and
+committing documents (docs/performance.md). Here the statement is built once per call and the
+rows go to the driver's `executemany`. Each field still prepares its own values for the database
+(`get_db_prep_save`), so JSON, dates and UUIDs are stored exactly as the ORM stores them, and the
+database's own constraints guard the rows as they guard the ORM's.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+
+from django.db import connections, router
+from django.db.models import Field, Model
+
+# Values of these kinds go to the driver as they are: preparing them changes nothing.
+PLAIN_INTERNAL_TYPES = frozenset(
+    {"CharField", "TextField", "PositiveBigIntegerField", "BigIntegerField", "IntegerField"}
+)
+
+
+def rows_insert(model: type[Model], field_names: Sequence[str], rows: Iterable[Sequence]) -> int:
+    """Insert `rows` (values in `field_names`' order, as the model's fields take them) into
+    `model`'s table with one executemany; the number of rows inserted.
+
+    No defaults are filled in and no signals sent: every column without a database default is
+    named by the caller.
+    """
+    connection = connections[router.db_for_write(model)]
+    fields = [model._meta.get_field(name) for name in field_names]
+    quote = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(model._meta.db_table),
+        ", ".join(quote(field.column) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    prepare = [_preparer(field, connection) for field in fields]
+    values = [
+        tuple(to_db(value) for to_db, value in zip(prepare, row, strict=True)) for row in rows
+    ]
+    if values:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, values)
+    return len(values)
+
+
+def rows_update(
+    model: type[Model],
+    key_names: Sequence[str],
+    field_names: Sequence[str],
+    rows: Iterable[Sequence],
+) -> int:
+    """Set `field_names` on the rows found by `key_names` (a unique key), one UPDATE per row in
+    one executemany; each of `rows` holds the key's values, then the fields'. The number of
+    rows given."""
+    connection = connections[router.db_for_write(model)]
+    keys = [model._meta.get_field(name) for name in key_names]
+    fields = [model._meta.get_field(name) for name in field_names]
+    quote = connection.ops.quote_name
+    sql = "UPDATE {} SET {} WHERE {}".format(
+        quote(model._meta.db_table),
+        ", ".join(f"{quote(field.column)} = %s" for field in fields),
+        " AND ".join(f"{quote(key.column)} = %s" for key in keys),
+    )
+    prepare = [_preparer(field, connection) for field in (*fields, *keys)]
+    width = len(keys)
+    values = [
+        tuple(
+            to_db(value) for to_db, value in zip(prepare, (*row[width:], *row[:width]), strict=True)
+        )
+        for row in rows
+    ]
+    if values:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, values)
+    return len(values)
+
+
+def _preparer(field: Field, connection) -> Callable:
+    """How a value of `field` becomes the database's: text and whole numbers go as they are."""
+    plain = field.get_internal_type() in PLAIN_INTERNAL_TYPES and not field.is_relation
+
+    def to_db(value):
+        if plain and (value is None or type(value) in (str, int)):
+            return value
+        return field.get_db_prep_save(value, connection)
+
+    return to_db
