@@ -10,7 +10,7 @@ count cannot tell where).
 import os
 import stat
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
@@ -48,7 +48,8 @@ class FilesystemSource:
         its NFC and NFD spellings are tried, each under the same checks.
         """
         for spelling in spellings(file_path):
-            if (path := _existing_inside(self._resolved_root, spelling, file_path)) is not None:
+            if (inside := _existing_inside(self._resolved_root, spelling, file_path)) is not None:
+                path = Path(inside)
                 try:
                     found = path.stat()  # never an open: a FIFO would wait for a writer
                 except OSError:
@@ -59,9 +60,9 @@ class FilesystemSource:
         raise SourceProblem.about(file_path, NO_SUCH_FILE)
 
     @cached_property
-    def _resolved_root(self) -> Path:
+    def _resolved_root(self) -> str:
         # Once per source, which lives for one batch: not once per row.
-        return self.root.resolve()
+        return str(self.root.resolve())
 
     def size(self, path: Path) -> int:
         try:
@@ -121,18 +122,27 @@ def file_problem(found: os.stat_result) -> str | None:
     return None
 
 
-def _existing_inside(root: Path, spelling: str, file_path: str) -> Path | None:
-    """Where `spelling` leads under `root`, or None if nothing is there; refuses leading out."""
-    relative = PurePosixPath(relative_path(spelling, file_path))
+def _existing_inside(root: str, spelling: str, file_path: str) -> str | None:
+    """Where `spelling` leads under `root`, or None if nothing is there; refuses leading out.
+
+    On strings, not Paths: a Path costs more to build than the lookups it stands for, and this
+    runs for every row.
+    """
+    joined = os.path.join(root, relative_path(spelling, file_path))
     try:
-        path = (root / relative).resolve(strict=True)
+        path = os.path.realpath(joined, strict=True)
     except FileNotFoundError:
         # A missing target is judged by where it would be, so a dangling link out is refused.
-        if not (root / relative).resolve().is_relative_to(root):
+        if not _inside(os.path.realpath(joined), root):
             raise SourceProblem.about(file_path, OUTSIDE_SOURCE) from None
         return None
-    except (OSError, RuntimeError):
+    except OSError:  # a loop of links among them
         raise SourceProblem.about(file_path, UNREADABLE) from None
-    if not path.is_relative_to(root):
+    if not _inside(path, root):
         raise SourceProblem.about(file_path, OUTSIDE_SOURCE)
     return path
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether `path` is `root` or lies below it (both resolved)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
