@@ -34,14 +34,7 @@ def rows_insert(model: type[Model], field_names: Sequence[str], rows: Iterable[S
         ", ".join(quote(field.column) for field in fields),
         ", ".join(["%s"] * len(fields)),
     )
-    prepare = [_preparer(field, connection) for field in fields]
-    values = [
-        tuple(to_db(value) for to_db, value in zip(prepare, row, strict=True)) for row in rows
-    ]
-    if values:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, values)
-    return len(values)
+    return _execute_many(connection, sql, fields, rows)
 
 
 def rows_update(
@@ -62,13 +55,15 @@ def rows_update(
         ", ".join(f"{quote(field.column)} = %s" for field in fields),
         " AND ".join(f"{quote(key.column)} = %s" for key in keys),
     )
-    prepare = [_preparer(field, connection) for field in (*fields, *keys)]
     width = len(keys)
+    fields_then_keys = ((*row[width:], *row[:width]) for row in rows)
+    return _execute_many(connection, sql, [*fields, *keys], fields_then_keys)
+
+
+def _execute_many(connection, sql: str, fields: list[Field], rows: Iterable[Sequence]) -> int:
+    prepare = [_preparer(field, connection) for field in fields]
     values = [
-        tuple(
-            to_db(value) for to_db, value in zip(prepare, (*row[width:], *row[:width]), strict=True)
-        )
-        for row in rows
+        tuple(to_db(value) for to_db, value in zip(prepare, row, strict=True)) for row in rows
     ]
     if values:
         with connection.cursor() as cursor:
@@ -77,12 +72,16 @@ def rows_update(
 
 
 def _preparer(field: Field, connection) -> Callable:
-    """How a value of `field` becomes the database's: text and whole numbers go as they are."""
+    """How a value of `field` becomes the database's: text and whole numbers go as they are,
+    and a value the row before had too (the batch's time, its import) is prepared once."""
     plain = field.get_internal_type() in PLAIN_INTERNAL_TYPES and not field.is_relation
+    last: list = [object(), None]  # the value before, and what it became
 
     def to_db(value):
         if plain and (value is None or type(value) in (str, int)):
             return value
-        return field.get_db_prep_save(value, connection)
+        if value is not last[0]:
+            last[:] = value, field.get_db_prep_save(value, connection)
+        return last[1]
 
     return to_db
