@@ -5,6 +5,7 @@ its outcomes at once (imports.batches).
 
 from dataclasses import dataclass
 from typing import NamedTuple
+from uuid import uuid4
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -16,7 +17,7 @@ from .errors import SourceProblem, SourceUnreadable
 from .facts import FileFacts
 from .manifest import ManifestFormat
 from .models import Batch, Document, Import, Row, RowStatus
-from .rows import COMPARED_FIELDS, RowValues, conflict_verdict, file_problems, row_read
+from .rows import COMPARED_FIELDS, RowValues, conflict_verdict, file_problems, metadata, row_read
 from .sources import Source, source_from_settings
 from .sources.base import SourceFile
 
@@ -38,8 +39,10 @@ class Outcome:
 
     status: RowStatus
     comment: str = ""
-    document: Document | None = None
-    updates: bool = False  # `document` is an existing one, changed in memory
+    # A new document's column values by attribute name: a dict, as building a model instance
+    # for each row cost a sixth of a batch's time.
+    created: dict | None = None
+    updated: Document | None = None  # an existing document, changed in memory
     stored_file: str = ""  # this row's copy in storage: removed if the batch does not commit
     replaced_file: str = ""  # the updated document's old file: removed once the batch commits
 
@@ -110,10 +113,8 @@ def row_outcome(row: StagedRow, context: BatchContext) -> Outcome:
         return _conflict(row, values, existing, facts, path, context)
     if context.job.dry_run:
         return Outcome(RowStatus.VALID)
-    # Only the import that created a document may delete it, by its rollback.
-    document = Document(identifier=values.identifier, created_by_import=context.job)
-    _fill(document, context.job, values, facts, stored)
-    return Outcome(RowStatus.IMPORTED, str(document.uuid), document, stored_file=stored)
+    created = _created(context.job, values, facts, stored)
+    return Outcome(RowStatus.IMPORTED, str(created["uuid"]), created, stored_file=stored)
 
 
 def _failed(found: list[str]) -> Outcome:
@@ -159,7 +160,7 @@ def _conflict(
         return Outcome(verdict.status, verdict.comment)
     if not verdict.copy:
         _fill(existing, job, values, facts, existing.file.name)
-        return Outcome(verdict.status, verdict.comment, existing, updates=True)
+        return Outcome(verdict.status, verdict.comment, updated=existing)
     changed = problems.about_file(values.file_path, problems.CHANGED_WHILE_READ)
     try:
         stored, copied = file_copy(context.source, path, context.stored_name(row, path))
@@ -175,11 +176,26 @@ def _conflict(
     return Outcome(
         verdict.status,
         verdict.comment,
-        existing,
-        updates=True,
+        updated=existing,
         stored_file=stored,
         replaced_file=replaced,
     )
+
+
+def _created(job: Import, values: RowValues, facts: FileFacts, stored: str) -> dict:
+    """A new document's column values but its times, which its batch's commit sets."""
+    return {
+        **metadata(values),
+        "uuid": uuid4(),
+        "identifier": values.identifier,
+        "import_job_id": job.pk,
+        # Only the import that created a document may delete it, by its rollback.
+        "created_by_import_id": job.pk,
+        "content_type": facts.content_type,
+        "size": facts.size,
+        "sha256": facts.sha256,
+        "file": stored,
+    }
 
 
 def _fill(
