@@ -34,6 +34,7 @@ class FilesystemSource:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._real_folders: dict[str, str | None] = {}
 
     def check(self) -> None:
         """Refuse to start an import on a source that is not a readable directory."""
@@ -48,7 +49,7 @@ class FilesystemSource:
         its NFC and NFD spellings are tried, each under the same checks.
         """
         for spelling in spellings(file_path):
-            if (inside := _existing_inside(self._resolved_root, spelling, file_path)) is not None:
+            if (inside := self._existing_inside(spelling, file_path)) is not None:
                 path = Path(inside)
                 try:
                     found = path.stat()  # never an open: a FIFO would wait for a writer
@@ -63,6 +64,40 @@ class FilesystemSource:
     def _resolved_root(self) -> str:
         # Once per source, which lives for one batch: not once per row.
         return str(self.root.resolve())
+
+    def _existing_inside(self, spelling: str, file_path: str) -> str | None:
+        """Where `spelling` leads, or None if nothing is there; refuses leading out.
+
+        A batch's rows share few folders, so each folder is resolved once per source (that is,
+        per batch), and then a row's own name is only looked at: a link, `.` or `..` is
+        followed in full, as is every name in a folder that is not there or leads out.
+        """
+        relative = relative_path(spelling, file_path)
+        folder, _, name = relative.rpartition("/")
+        real_folder = self._real_folder(folder)
+        if real_folder is None or name in ("", ".", ".."):
+            return _existing_inside(self._resolved_root, relative, file_path)
+        candidate = os.path.join(real_folder, name)
+        try:
+            if not stat.S_ISLNK(os.lstat(candidate).st_mode):
+                return candidate
+        except FileNotFoundError:
+            return None
+        except OSError:
+            raise SourceProblem.about(file_path, UNREADABLE) from None
+        return _existing_inside(self._resolved_root, relative, file_path)
+
+    def _real_folder(self, folder: str) -> str | None:
+        """The folder resolved, when it is there and inside the source; None otherwise."""
+        if folder not in self._real_folders:
+            try:
+                real = os.path.realpath(os.path.join(self._resolved_root, folder), strict=True)
+            except OSError:
+                real = None
+            self._real_folders[folder] = (
+                real if real and _inside(real, self._resolved_root) else None
+            )
+        return self._real_folders[folder]
 
     def size(self, path: Path) -> int:
         try:
@@ -122,13 +157,12 @@ def file_problem(found: os.stat_result) -> str | None:
     return None
 
 
-def _existing_inside(root: str, spelling: str, file_path: str) -> str | None:
-    """Where `spelling` leads under `root`, or None if nothing is there; refuses leading out.
+def _existing_inside(root: str, relative: str, file_path: str) -> str | None:
+    """Where `relative` leads under `root`, or None if nothing is there; refuses leading out.
 
-    On strings, not Paths: a Path costs more to build than the lookups it stands for, and this
-    runs for every row.
+    On strings, not Paths: a Path costs more to build than the lookups it stands for.
     """
-    joined = os.path.join(root, relative_path(spelling, file_path))
+    joined = os.path.join(root, relative)
     try:
         path = os.path.realpath(joined, strict=True)
     except FileNotFoundError:
