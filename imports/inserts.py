@@ -8,15 +8,17 @@ rows go to the driver's `executemany`. Each field still prepares its own values 
 database's own constraints guard the rows as they guard the ORM's.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from django.db import connections, router
 from django.db.models import Field, Model
 
-# Values of these kinds go to the driver as they are: preparing them changes nothing.
+# Values of these types, in fields of these kinds, go to the driver as they are: preparing
+# them changes nothing. (A str subclass, such as a TextChoices member, is prepared.)
 PLAIN_INTERNAL_TYPES = frozenset(
     {"CharField", "TextField", "PositiveBigIntegerField", "BigIntegerField", "IntegerField"}
 )
+PLAIN_TYPES = frozenset({str, int, type(None)})
 
 
 def rows_insert(model: type[Model], field_names: Sequence[str], rows: Iterable[Sequence]) -> int:
@@ -61,27 +63,27 @@ def rows_update(
 
 
 def _execute_many(connection, sql: str, fields: list[Field], rows: Iterable[Sequence]) -> int:
-    prepare = [_preparer(field, connection) for field in fields]
-    values = [
-        tuple(to_db(value) for to_db, value in zip(prepare, row, strict=True)) for row in rows
+    """Run `sql` once per row, its values prepared a column at a time."""
+    columns = list(zip(*rows, strict=True))
+    if not columns:
+        return 0
+    prepared = [
+        _prepared(field, column, connection) for field, column in zip(fields, columns, strict=True)
     ]
-    if values:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, values)
-    return len(values)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, list(zip(*prepared, strict=True)))
+    return len(columns[0])
 
 
-def _preparer(field: Field, connection) -> Callable:
-    """How a value of `field` becomes the database's: text and whole numbers go as they are,
+def _prepared(field: Field, column: Sequence, connection) -> Sequence:
+    """A column's values as the database takes them. Text and whole numbers go as they are,
     and a value the row before had too (the batch's time, its import) is prepared once."""
     plain = field.get_internal_type() in PLAIN_INTERNAL_TYPES and not field.is_relation
-    last: list = [object(), None]  # the value before, and what it became
-
-    def to_db(value):
-        if plain and (value is None or type(value) in (str, int)):
-            return value
-        if value is not last[0]:
-            last[:] = value, field.get_db_prep_save(value, connection)
-        return last[1]
-
-    return to_db
+    if plain and all(type(value) in PLAIN_TYPES for value in column):
+        return column
+    prepared, last, last_prepared = [], object(), None
+    for value in column:
+        if value is not last:
+            last, last_prepared = value, field.get_db_prep_save(value, connection)
+        prepared.append(last_prepared)
+    return prepared
