@@ -9,8 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
-from pathlib import PurePosixPath
+from functools import cache, lru_cache
 
 import pycountry
 
@@ -64,7 +63,7 @@ class RowValues:
 def row_read(columns: Sequence[str], cells: Sequence[str]) -> tuple[RowValues, list[str]]:
     """Map cells to values by header name and return them with every problem found."""
     known, extra = _cells_by_column(columns, cells)
-    file_name = PurePosixPath(known.get("file_path", "").replace("\\", "/")).name
+    file_name = _last_name(known.get("file_path", "").replace("\\", "/"))
     created_date, date_problems = _created_date(known.get("created_date", ""))
     checksum, checksum_problems = _checksum(known.get("checksum", ""))
     values = RowValues(
@@ -85,19 +84,35 @@ def row_read(columns: Sequence[str], cells: Sequence[str]) -> tuple[RowValues, l
     return values, found + date_problems + checksum_problems + _code_problems(values)
 
 
+def _last_name(path: str) -> str:
+    """The last part of a `/`-separated path, as PurePosixPath(path).name (without building
+    one for every row): empty and `.` parts do not count."""
+    return next((part for part in reversed(path.split("/")) if part not in ("", ".")), "")
+
+
 def _cells_by_column(
     columns: Sequence[str], cells: Sequence[str]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The known columns' cells by lowercase name, trimmed; the others' by name, as written."""
     known: dict[str, str] = {}
     extra: dict[str, str] = {}
-    for name, cell in zip(columns, cells, strict=False):
-        key = name.strip().casefold()
-        if key in KNOWN_COLUMNS:
+    for (key, is_known), cell in zip(_column_keys(tuple(columns)), cells, strict=False):
+        if is_known:
             known[key] = cell.strip()
         elif key:
-            extra[name.strip()] = cell
+            extra[key] = cell
     return known, extra
+
+
+@lru_cache(maxsize=64)
+def _column_keys(columns: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """Each column's key and whether it is a known one: its lowercase name, or its name as
+    written (trimmed). Once per header, not once per row."""
+    keys = []
+    for name in columns:
+        key = name.strip().casefold()
+        keys.append((key, True) if key in KNOWN_COLUMNS else (key and name.strip(), False))
+    return keys
 
 
 def _shape_problems(width: int, cells: Sequence[str]) -> list[str]:
