@@ -9,7 +9,7 @@ import os
 from typing import BinaryIO
 
 from django.core.files import File
-from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.storage import FileSystemStorage, default_storage, storages
 from django.utils.text import get_valid_filename
 
 from .errors import SourceUnreadable
@@ -21,8 +21,9 @@ from .sources.base import Source, SourceFile
 def file_store(raw: BinaryIO, name: str) -> tuple[str, FileFacts]:
     """Store a file under `name` (overwriting a copy of an earlier try) and return its facts."""
     reader = HashingReader(raw)
-    if _plain_local(default_storage):
-        _local_write(reader, default_storage.path(name), default_storage.file_permissions_mode)
+    storage = storages["default"]  # default_storage's own: each look through it costs a lookup
+    if _plain_local(storage):
+        _local_write(reader, storage.path(name), storage.file_permissions_mode)
         return name, reader.facts()
     stored_name = default_storage.save(name, File(reader, name=name))
     return stored_name, reader.facts()

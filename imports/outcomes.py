@@ -57,6 +57,9 @@ class BatchContext:
     source: Source
     first_rows: dict[str, int]
     existing: dict[str, Document]
+    # Settings read once per batch, not once per row: each read of a lazy setting costs.
+    max_file_bytes: int
+    allowed_content_types: list[str]
 
     @classmethod
     def load(cls, job: Import, batch: Batch, rows: list[StagedRow]) -> "BatchContext":
@@ -74,6 +77,8 @@ class BatchContext:
             source=source_from_settings(),
             first_rows=dict(first_rows),
             existing=Document.objects.in_bulk(identifiers, field_name="identifier"),
+            max_file_bytes=settings.IMPORT_MAX_FILE_BYTES,
+            allowed_content_types=settings.IMPORT_ALLOWED_CONTENT_TYPES,
         )
 
     def stored_name(self, row: StagedRow, path: SourceFile) -> str:
@@ -89,7 +94,7 @@ def row_outcome(row: StagedRow, context: BatchContext) -> Outcome:
     first_row = context.first_rows.get(row.identifier, row.number)
     if values.identifier and first_row < row.number:
         found.append(problems.repeated_identifier(values.identifier, first_row))
-    path = _source_file(values.file_path, context.source, found)
+    path = _source_file(values.file_path, context, found)
     if path is None:
         return _failed(found)
     existing = context.existing.get(values.identifier)
@@ -104,7 +109,7 @@ def row_outcome(row: StagedRow, context: BatchContext) -> Outcome:
         return _failed([*found, str(problem)])
     except SourceUnreadable:
         return _failed([*found, _unreadable(values.file_path)])
-    found += file_problems(values, facts, settings.IMPORT_ALLOWED_CONTENT_TYPES)
+    found += file_problems(values, facts, context.allowed_content_types)
     if found:
         if stored:
             default_storage.delete(stored)
@@ -125,10 +130,11 @@ def _unreadable(file_path: str) -> str:
     return problems.about_file(file_path, problems.UNREADABLE)
 
 
-def _source_file(file_path: str, source: Source, found: list[str]) -> SourceFile | None:
+def _source_file(file_path: str, context: BatchContext, found: list[str]) -> SourceFile | None:
     """The row's file, if it can be read; what stands in the way is added to `found`."""
     if not file_path:
         return None
+    source = context.source
     try:
         path = source.resolve(file_path)
     except SourceProblem as problem:
@@ -139,8 +145,8 @@ def _source_file(file_path: str, source: Source, found: list[str]) -> SourceFile
     except SourceUnreadable:
         found.append(_unreadable(file_path))
         return None
-    if size > settings.IMPORT_MAX_FILE_BYTES:
-        found.append(problems.file_too_large(file_path, size, settings.IMPORT_MAX_FILE_BYTES))
+    if size > context.max_file_bytes:
+        found.append(problems.file_too_large(file_path, size, context.max_file_bytes))
         return None
     return path
 

@@ -53,9 +53,21 @@ def relative_path(spelling: str, file_path: str) -> str:
 
     Manifests come from Windows too, so `C:\\x` and `\\\\server\\share` count as absolute.
     """
-    if "\x00" in spelling or PureWindowsPath(spelling).is_absolute():
+    if "\x00" in spelling or _windows_absolute(spelling):
         raise SourceProblem.about(file_path, OUTSIDE_SOURCE)
     relative = spelling.replace("\\", "/")
     if relative.startswith("/"):
         raise SourceProblem.about(file_path, OUTSIDE_SOURCE)
     return relative
+
+
+def _windows_absolute(spelling: str) -> bool:
+    """Whether Windows takes the path as absolute (`C:\\x`, `\\\\server\\share`).
+
+    Only a drive or two separators can start one, so only such a path is parsed: parsing
+    every row's path cost more than the rest of its checks.
+    """
+    head = spelling[:2]
+    drive = head[1:] == ":"
+    two_separators = len(head) == 2 and head[0] in "\\/" and head[1] in "\\/"
+    return (drive or two_separators) and PureWindowsPath(spelling).is_absolute()

@@ -55,7 +55,7 @@ class FilesystemSource:
                     found = path.stat()  # never an open: a FIFO would wait for a writer
                 except OSError:
                     raise SourceProblem.about(file_path, UNREADABLE) from None
-                if (words := file_problem(found)) is not None:
+                if (words := file_problem(found, self._hard_links_allowed)) is not None:
                     raise SourceProblem.about(file_path, words)
                 return path
         raise SourceProblem.about(file_path, NO_SUCH_FILE)
@@ -64,6 +64,11 @@ class FilesystemSource:
     def _resolved_root(self) -> str:
         # Once per source, which lives for one batch: not once per row.
         return str(self.root.resolve())
+
+    @cached_property
+    def _hard_links_allowed(self) -> bool:
+        # A setting, read once per source (per batch): a lazy setting costs a lookup per read.
+        return settings.IMPORT_ALLOW_HARD_LINKS
 
     def _existing_inside(self, spelling: str, file_path: str) -> str | None:
         """Where `spelling` leads, or None if nothing is there; refuses leading out.
@@ -118,7 +123,7 @@ class FilesystemSource:
         except OSError as error:
             raise SourceUnreadable() from error
         try:
-            if file_problem(os.fstat(descriptor)) is not None:
+            if file_problem(os.fstat(descriptor), self._hard_links_allowed) is not None:
                 raise SourceUnreadable()
             os.set_blocking(descriptor, True)
             return os.fdopen(descriptor, "rb")
@@ -145,14 +150,14 @@ SPECIAL_FILES = (
 )
 
 
-def file_problem(found: os.stat_result) -> str | None:
+def file_problem(found: os.stat_result, hard_links_allowed: bool) -> str | None:
     """Why a file found on disk may not be imported, in plain words; None when it may."""
     if stat.S_ISDIR(found.st_mode):
         return IS_DIRECTORY
     if not stat.S_ISREG(found.st_mode):
         kind = next((words for is_kind, words in SPECIAL_FILES if is_kind(found.st_mode)), None)
         return special_file(kind) if kind else NOT_REGULAR
-    if found.st_nlink > 1 and not settings.IMPORT_ALLOW_HARD_LINKS:
+    if found.st_nlink > 1 and not hard_links_allowed:
         return HARD_LINKED
     return None
 
