@@ -67,4 +67,8 @@ def group_members(pgid: int) -> set[int]:
 
 
 def command_line(pid: int) -> str:
-    return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    """The process's command line; "" once it is gone (bin/serve's own `sleep`s come and go)."""
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
