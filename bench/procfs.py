@@ -8,6 +8,7 @@ pages between their users and is the fairer sum. Both are sampled together, ever
 
 import os
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -90,12 +91,17 @@ def cpu_seconds(root_pid: int) -> dict[str, float]:
 
 @dataclass
 class MemoryPeaks:
-    """Peaks in MiB of the sums over the tree, by role; `hwm` sums each process's own peak."""
+    """Peaks in MiB of the sums over the tree, by role; `hwm` sums each process's own peak.
+
+    `series`: at most one sample a second, (time.monotonic(), PSS, the workers' RSS, the web's
+    RSS), to see when memory grows.
+    """
 
     rss: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     pss_total: float = 0.0
     hwm_total: float = 0.0
     samples: int = 0
+    series: list[tuple[float, float, float, float]] = field(default_factory=list)
 
 
 class MemorySampler:
@@ -143,3 +149,6 @@ class MemorySampler:
             self.peaks.rss[name] = max(self.peaks.rss[name], mib)
         self.peaks.pss_total = max(self.peaks.pss_total, pss)
         self.peaks.samples += 1
+        now = time.monotonic()
+        if not self.peaks.series or now - self.peaks.series[-1][0] >= 1:
+            self.peaks.series.append((now, pss, rss["worker"], rss["web"]))

@@ -231,6 +231,9 @@ def _large_lines(large: dict) -> list[str]:
     if len(small_runs) > 1:
         small_name += f" (median of {len(small_runs)})"
     phases = ", ".join(f"{phase} {at:.1f}" for phase, at in big["phase_seen_at_s"].items())
+    by_phase = ", ".join(
+        f"{phase} {pss:.0f}" for phase, pss in phase_peak_pss(big).items() if pss is not None
+    )
     return [
         "",
         title,
@@ -238,8 +241,21 @@ def _large_lines(large: dict) -> list[str]:
         _run_line(small_name, median_run(small_runs)),
         _run_line(f"{large['rows']:,}", big),
         f"  (archive written in {large['archive_s']:.0f} s; the {large['rows']:,}-row import's"
-        f" phases, first seen at seconds after the upload began: {phases})",
+        f" phases, first seen at seconds after the upload began: {phases};"
+        f" its peak PSS in MiB from each phase to the next: {by_phase})",
     ]
+
+
+def phase_peak_pss(run: dict) -> dict[str, float | None]:
+    """The highest PSS sampled from each phase's first sighting to the next phase's (the
+    upload's from its start)."""
+    seen = [("upload", 0.0), *sorted(run["phase_seen_at_s"].items(), key=lambda item: item[1])]
+    peaks = {}
+    for number, (phase, start) in enumerate(seen):
+        end = seen[number + 1][1] if number + 1 < len(seen) else float("inf")
+        inside = [pss for at, pss, *_ in run.get("memory_series", []) if start <= at < end]
+        peaks[phase] = max(inside, default=None)
+    return peaks
 
 
 def _verdict(met: bool) -> str:

@@ -216,6 +216,11 @@ class Service:
             "peak_pss_mib": peaks.pss_total,
             "hwm_sum_mib": peaks.hwm_total,
             "memory_samples": peaks.samples,
+            # [seconds after the upload began, PSS, workers' RSS, web's RSS], about every second
+            "memory_series": [
+                [round(at - upload_at, 1), round(pss, 1), round(worker, 1), round(web, 1)]
+                for at, pss, worker, web in peaks.series
+            ],
         }
 
     def _wait_ended(
