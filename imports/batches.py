@@ -21,7 +21,7 @@ from django.utils import timezone
 from .copies import files_delete
 from .errors import BatchLostTooOften
 from .heartbeats import Heartbeat
-from .inserts import rows_insert, rows_update
+from .inserts import rows_insert
 from .logs import event_on_commit
 from .models import (
     Batch,
@@ -48,9 +48,9 @@ CREATED_COLUMNS = [
     if field.name not in ("created_at", "updated_at")
 ]
 DOCUMENT_COLUMNS = [*CREATED_COLUMNS, "created_at", "updated_at"]
-# A row's outcome, and its cells emptied: once judged, a row is never read again.
-RESULT_FIELDS = ("cells", "status", "comment")
-NO_CELLS = ()  # one object for every row, so that it is encoded once (inserts.rows_update)
+# A judged row: its outcome, and its cells emptied (once judged, a row is never read again).
+RESULT_FIELDS = ("import_job", "number", "identifier", "cells", "status", "comment")
+NO_CELLS = ()  # one object for every row, so that it is encoded once (inserts._prepared)
 
 
 def batch_run(batch_id: int, worker: str = "") -> None:
@@ -276,14 +276,27 @@ def _counters_add(job: Import, outcomes: list[Outcome], now) -> Counter:
 
 
 def _results_write(batch: Batch, rows: list[StagedRow], outcomes: list[Outcome]) -> None:
-    """Record each row's outcome, dropping its cells: once judged, a row is never read again
-    (the report streams the manifest itself)."""
-    rows_update(
+    """Record each row's outcome by writing the batch's rows anew, without their cells: once
+    judged, a row is never read again (the report streams the manifest itself).
+
+    One DELETE and one INSERT: bulk_update's CASE per row took 40% of a batch's time, and an
+    UPDATE per row cost PostgreSQL a statement each.
+    """
+    Row.objects.filter(
+        import_job_id=batch.import_job_id, number__gte=batch.first_row, number__lte=batch.last_row
+    ).delete()
+    rows_insert(
         Row,
-        ("import_job", "number"),
         RESULT_FIELDS,
         (
-            (batch.import_job_id, row.number, NO_CELLS, outcome.status, outcome.comment)
+            (
+                batch.import_job_id,
+                row.number,
+                row.identifier,
+                NO_CELLS,
+                outcome.status,
+                outcome.comment,
+            )
             for row, outcome in zip(rows, outcomes, strict=True)
         ),
     )

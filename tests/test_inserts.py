@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 from django.db import IntegrityError, transaction
 
-from imports.inserts import rows_insert, rows_update
+from imports.inserts import rows_insert
 from imports.lifecycle import import_create
 from imports.models import Document, Row, RowStatus
 
@@ -76,21 +76,22 @@ def test_the_database_constraints_still_guard_inserted_rows():
     assert not Document.objects.exists()
 
 
-def test_updated_rows_take_their_values_by_key_and_choices_are_stored_as_their_value():
+def test_rows_beyond_one_statement_are_all_inserted_and_choices_are_stored_as_their_value():
     job = import_create()
-    staged = [(job.pk, number, f"ID{number}", ["a", number], "", "") for number in (1, 2, 3)]
-    rows_insert(Row, ("import_job", "number", "identifier", "cells", "status", "comment"), staged)
+    statuses = [RowStatus.IMPORTED, RowStatus.FAILED, RowStatus.SKIPPED]
+    staged = [
+        (job.pk, number, f"ID{number}", [f"cell {number}"], statuses[number % 3], f"c{number}")
+        for number in range(1, 2001)  # more than SQLite takes in one statement
+    ]
 
-    updated = rows_update(
-        Row,
-        ("import_job", "number"),
-        ("cells", "status", "comment"),
-        [(job.pk, 3, [], RowStatus.FAILED, "why"), (job.pk, 1, [], RowStatus.IMPORTED, "")],
+    inserted_rows = rows_insert(
+        Row, ("import_job", "number", "identifier", "cells", "status", "comment"), staged
     )
 
-    assert updated == 2
-    assert list(Row.objects.order_by("number").values_list("cells", "status", "comment")) == [
-        ([], "imported", ""),
-        (["a", 2], "", ""),
-        ([], "failed", "why"),
-    ]
+    assert inserted_rows == 2000
+    stored = list(
+        Row.objects.order_by("number").values_list(
+            "import_job", "number", "identifier", "cells", "status", "comment"
+        )
+    )
+    assert stored == [(pk, n, i, cells, str(status), c) for pk, n, i, cells, status, c in staged]
