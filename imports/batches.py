@@ -24,6 +24,7 @@ from .heartbeats import Heartbeat
 from .inserts import rows_insert
 from .logs import event_on_commit
 from .models import (
+    ROW_COLUMNS,
     Batch,
     Document,
     EventKind,
@@ -48,8 +49,6 @@ CREATED_COLUMNS = [
     if field.name not in ("created_at", "updated_at")
 ]
 DOCUMENT_COLUMNS = [*CREATED_COLUMNS, "created_at", "updated_at"]
-# A judged row: its outcome, and its cells emptied (once judged, a row is never read again).
-RESULT_FIELDS = ("import_job", "number", "identifier", "cells", "status", "comment")
 NO_CELLS = ()  # one object for every row, so that it is encoded once (inserts._prepared)
 
 
@@ -287,7 +286,7 @@ def _results_write(batch: Batch, rows: list[StagedRow], outcomes: list[Outcome])
     ).delete()
     rows_insert(
         Row,
-        RESULT_FIELDS,
+        ROW_COLUMNS,
         (
             (
                 batch.import_job_id,

@@ -378,6 +378,10 @@ class Row(models.Model):
         return f"row {self.number} of import {self.import_job_id}"
 
 
+# A row's columns in the order staging and a batch's results write them (imports.inserts).
+ROW_COLUMNS = ("import_job", "number", "identifier", "cells", "status", "comment")
+
+
 class EventKind(models.TextChoices):
     BATCH_LOST = "batch_lost"
     IMPORT_STALLED = "import_stalled"

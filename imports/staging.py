@@ -14,7 +14,7 @@ from .heartbeats import Heartbeat
 from .inserts import rows_insert
 from .logs import event_on_commit
 from .manifest import ManifestFormat, read_rows
-from .models import Batch, Import, ImportPhase, ImportStatus, Row
+from .models import ROW_COLUMNS, Batch, Import, ImportPhase, ImportStatus, Row
 from .signals import work_ready_on_commit
 
 STAGE_ROWS = 5000
@@ -72,15 +72,14 @@ def _stage(job: Import) -> int | None:
     return total
 
 
-STAGED_FIELDS = ("import_job", "number", "identifier", "cells", "status", "comment")
-NUMBER_AT = STAGED_FIELDS.index("number")
+NUMBER_AT = ROW_COLUMNS.index("number")
 
 
 def _group_write(job: Import, group: list[tuple[int, list[tuple]]]) -> None:
-    """Stage a group of batches: their rows (as STAGED_FIELDS values, not yet judged) and the
+    """Stage a group of batches: their rows (as ROW_COLUMNS values, not yet judged) and the
     batches themselves, in one transaction."""
     with transaction.atomic():
-        rows_insert(Row, STAGED_FIELDS, (row for _, rows in group for row in rows))
+        rows_insert(Row, ROW_COLUMNS, (row for _, rows in group for row in rows))
         Batch.objects.bulk_create(
             Batch(
                 import_job=job,
