@@ -25,7 +25,7 @@ def file_store(raw: BinaryIO, name: str) -> tuple[str, FileFacts]:
     if _plain_local(storage):
         _local_write(reader, storage.path(name), storage.file_permissions_mode)
         return name, reader.facts()
-    stored_name = default_storage.save(name, File(reader, name=name))
+    stored_name = storage.save(name, File(reader, name=name))
     return stored_name, reader.facts()
 
 
