@@ -17,7 +17,7 @@ from .errors import SourceProblem, SourceUnreadable
 from .facts import FileFacts
 from .manifest import ManifestFormat
 from .models import Batch, Document, Import, Row, RowStatus
-from .rows import COMPARED_FIELDS, RowValues, conflict_verdict, file_problems, metadata, row_read
+from .rows import RowValues, conflict_verdict, file_problems, metadata, row_read
 from .sources import Source, source_from_settings
 from .sources.base import SourceFile
 
@@ -191,12 +191,19 @@ def _conflict(
 def _created(job: Import, values: RowValues, facts: FileFacts, stored: str) -> dict:
     """A new document's column values but its times, which its batch's commit sets."""
     return {
-        **metadata(values),
+        **_written(job, values, facts, stored),
         "uuid": uuid4(),
         "identifier": values.identifier,
-        "import_job_id": job.pk,
         # Only the import that created a document may delete it, by its rollback.
         "created_by_import_id": job.pk,
+    }
+
+
+def _written(job: Import, values: RowValues, facts: FileFacts, stored: str) -> dict:
+    """What a row writes onto a document, new or existing: its metadata and its file's facts."""
+    return {
+        **metadata(values),
+        "import_job_id": job.pk,
         "content_type": facts.content_type,
         "size": facts.size,
         "sha256": facts.sha256,
@@ -207,11 +214,6 @@ def _created(job: Import, values: RowValues, facts: FileFacts, stored: str) -> d
 def _fill(
     document: Document, job: Import, values: RowValues, facts: FileFacts, stored: str
 ) -> None:
-    """Write a row's metadata and file facts onto a document, new or existing."""
-    for name in COMPARED_FIELDS:
-        setattr(document, name, getattr(values, name))
-    document.import_job = job
-    document.content_type = facts.content_type
-    document.size = facts.size
-    document.sha256 = facts.sha256
-    document.file = stored
+    """Write a row's metadata and file facts onto an existing document."""
+    for name, value in _written(job, values, facts, stored).items():
+        setattr(document, name, value)
