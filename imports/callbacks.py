@@ -24,7 +24,6 @@ from django.utils import timezone
 
 from .errors import CallbackRefused
 from .models import CallbackState, Import
-from .outputs import import_body_json
 from .webhooks import CallbackUnreachable, callback_post
 
 logger = logging.getLogger(__name__)
@@ -53,6 +52,10 @@ def callback_deliver(import_id, status: str, delivery_id: str, attempt: int) -> 
         )
         return False
     try:
+        # Imported here, not at the top: the body is DRF's serializers, which a worker would
+        # otherwise load (with DRF and its test client, about 20 MiB) to never send a callback.
+        from .outputs import import_body_json
+
         http_status = callback_post(job.callback_url, import_body_json(job), delivery_id)
     except CallbackRefused as refused:
         # The host now resolves to an address not allowed, or the settings changed: for good.

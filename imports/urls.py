@@ -4,6 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .metrics import metrics_view
 
+# The admin's pages are found here, when the URLs are, not when Django starts
+# (settings: SimpleAdminConfig): the workers never load them.
+admin.autodiscover()
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
