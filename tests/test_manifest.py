@@ -141,6 +141,29 @@ def test_the_header_overrules_a_detector_misled_by_the_rows(monkeypatch):
     assert rows_of(data) == [(1, ["A1", "a.pdf", "x, y, z"])]
 
 
+def test_the_detector_is_not_run_when_the_header_alone_decides(monkeypatch):
+    # given: a detector that must not be needed, and a header only commas make whole
+    def detector_run(*args, **kwargs):
+        raise AssertionError("the header alone decides here")
+
+    monkeypatch.setattr("clevercsv.Detector.detect", detector_run)
+
+    # when / then
+    assert detect(b"identifier,file_path,title\nA1,a.pdf,T\n").delimiter == ","
+
+
+@pytest.mark.parametrize("picked", [",", ";"])
+def test_a_header_whole_under_two_delimiters_takes_the_detectors_pick(monkeypatch, picked):
+    # given: a header with the required columns under both commas and semicolons
+    data = b"identifier,file_path,title,notes;identifier;file_path;title\nA1,a.pdf,T,n;B;b;U\n"
+    monkeypatch.setattr(
+        "clevercsv.Detector.detect", lambda *args, **kwargs: SimpleDialect(picked, '"', "")
+    )
+
+    # when / then
+    assert detect(data).delimiter == picked
+
+
 def test_backslashes_are_text_even_when_the_sample_suggests_an_escape_character():
     # given: values with a backslash before a quote, written as a spreadsheet writes them;
     # clevercsv takes the backslash for an escape character

@@ -1,8 +1,9 @@
 """Reading manifests: encoding and dialect detection, header checks, row streaming.
 
-The dialect is detected with clevercsv on a sample of whole lines (detecting on a whole file of
-millions of rows takes minutes); the header is read whole, however far past the sample it goes,
-up to a bound; the rows are then streamed, so no manifest sits in memory.
+The delimiter is the one under which the header finds the required columns; where several
+do, clevercsv's pick on a sample of whole lines (detecting on a whole file of millions of rows
+takes minutes). The header is read whole, however far past the sample it goes, up to a bound;
+the rows are then streamed, so no manifest sits in memory.
 
 Modules, each importing only those listed before it: encoding (encoding detection, byte-order
 marks), columns (required columns, header check), format (ManifestFormat), reading (csv reader,
