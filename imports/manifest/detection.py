@@ -8,8 +8,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
-import clevercsv
-
 from ..errors import ManifestEmpty, ManifestHeaderTooLong, ManifestInvalid, ManifestMalformed
 from .columns import header_check, missing_columns
 from .encoding import detect_encoding, open_text
@@ -108,6 +106,8 @@ def _kept(lines: Iterable[str], into: list[str]) -> Iterator[str]:
 
 def _detected_delimiter(lines: list[str]) -> str:
     """clevercsv's pick of a delimiter on the sample, or "" when it finds none."""
+    import clevercsv  # here: a tie is rare, and the module takes 4 MiB in every process
+
     detected = clevercsv.Detector().detect("".join(lines), delimiters=DELIMITERS)
     return detected.delimiter if detected and detected.delimiter else ""
 
