@@ -104,14 +104,15 @@ def main() -> None:
 
             profile = cProfile.Profile()
         best: dict[str, float] = {}
-        for _ in range(1 if profile else args.repeats):
+        runs = 1 if profile else args.repeats
+        for _ in range(runs):
             Document.objects.all().delete()
             shutil.rmtree(work / "data" / "media", ignore_errors=True)
             for stage, value in import_once(manifest, profile).items():
                 best[stage] = min(best.get(stage, value), value)
         rows = best["rows"]
         print(
-            f"rows {rows:.0f} best of {args.repeats}: upload {best['upload']:.2f}"
+            f"rows {rows:.0f} best of {runs}: upload {best['upload']:.2f}"
             f" split {best['split']:.2f} ({best['split'] / rows * 1e6:.0f} us/row)"
             f" batches {best['batches']:.2f} ({best['batches'] / rows * 1e6:.0f} us/row)"
             f" finish+report {best['finish']:.2f} cpu s"

@@ -19,7 +19,7 @@ from kombu.utils.json import dumps
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imports.settings")
 # A worker does not run Django's system checks as it starts (`manage.py migrate` and `check`
 # run them): their URL check loads every view, and with them DRF, drf-spectacular and Django's
-# test client, about 25 MiB in each worker process, for pages a worker never serves.
+# test client, about 20 MiB in each worker process, for pages a worker never serves.
 os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 app = Celery("imports")

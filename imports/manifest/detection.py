@@ -124,8 +124,8 @@ def _delimiter_and_header(
     depends on the delimiter. A header that cannot be read whole under a delimiter (a quote left
     open, no line breaks) ranks by what the sample holds of it, after a readable one that finds
     as many, and is refused if it ranks first: the delimiter that finds the required columns
-    names the problem, not another one. The detector runs only on a tie (it takes about 0.1 s
-    on a full sample, the rest of the detection a third of that).
+    names the problem, not another one. The detector runs only on a tie: it takes about 90 ms
+    on a full sample, where the rest of the detection takes about 50.
     """
     ranked = []
     for delimiter in DELIMITERS:
