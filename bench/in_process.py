@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from archive import archive_write, manifest_write
+from service import base_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,11 +41,10 @@ def arguments() -> argparse.Namespace:
 
 
 def django_setup(data_dir: Path, source: Path) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="imports.settings", DATA_DIR=str(data_dir), IMPORT_SOURCE=str(source)
-    )
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "STORAGE_BUCKET"):
-        os.environ.pop(name, None)
+    # The embedded defaults, as bench/run.py's services get them: no inherited stack or IMPORT_*.
+    environment = base_env(DATA_DIR=str(data_dir), IMPORT_SOURCE=str(source))
+    os.environ.clear()
+    os.environ.update(environment)
     sys.path.insert(0, str(ROOT))
     import django
 
